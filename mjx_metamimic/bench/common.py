@@ -1,0 +1,43 @@
+"""Shared helpers of the benchmarks: timing, machine description, JSON output."""
+
+import datetime
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+
+def machine() -> dict:
+    """Describes where a benchmark ran (recorded in every JSON result)."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "backend": jax.default_backend(),
+        "devices": [d.device_kind for d in jax.devices()],
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def time_calls(fn: Callable[[], object], min_seconds: float, min_calls: int = 2) -> float:
+    """Seconds per call of ``fn`` (already warmed up), averaged over >= ``min_seconds``."""
+    calls, start = 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < min_seconds:
+        jax.block_until_ready(fn())
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+def write_json(path: str | Path, payload: dict) -> Path:
+    """Writes ``payload`` plus the machine description to ``path`` (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    tmp.replace(path)
+    return path

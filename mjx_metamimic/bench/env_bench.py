@@ -1,0 +1,124 @@
+"""``mjx-metamimic bench env``: control steps/s of the jitted, vmapped stacking env
+(physics only) against MuJoCo's C library (``mujoco.rollout``, all cores) on the same
+scene, measured in the same run."""
+
+import dataclasses
+import os
+
+import jax
+import mujoco
+import numpy as np
+import tyro
+from mujoco import rollout as mj_rollout
+from rich.console import Console
+from rich.table import Table
+
+from mjx_metamimic import envs
+from mjx_metamimic.bench.common import time_calls, write_json
+from mjx_metamimic.envs.batching import default_chunk_size
+from mjx_metamimic.envs.rollout import make_rollout_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvBenchArgs:
+    """Benchmark the stacking env against MuJoCo C."""
+
+    batch_sizes: tuple[int, ...] = (1, 16, 64, 256)
+    """Numbers of envs stepped together."""
+    steps_per_call: int = 10
+    """Control steps per jitted call."""
+    seconds: float = 5.0
+    """Minimum timed seconds per measurement (after warm-up)."""
+    baseline_trajectories: int = 64
+    """Trajectories rolled out by MuJoCo C (over all cores)."""
+    baseline_steps: int = 100
+    """Control steps per MuJoCo C trajectory."""
+    out: str = "bench_results/env.json"
+    """Where to write the JSON results."""
+
+
+def mujoco_c_steps_per_second(env, args: EnvBenchArgs, seed: int = 0) -> float:
+    """Control steps/s of MuJoCo C (``mujoco.rollout``) on random layouts and actions."""
+    model = env.mj_model
+    rng = np.random.default_rng(seed)
+    reset = jax.jit(jax.vmap(env.reset))
+    states = reset(jax.random.split(jax.random.PRNGKey(seed), args.baseline_trajectories))
+    sim = jax.device_get(jax.vmap(env.sim_state)(states))
+    data = mujoco.MjData(model)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    initial = np.empty((args.baseline_trajectories, mujoco.mj_stateSize(model, spec)))
+    for i in range(args.baseline_trajectories):
+        data.qpos, data.qvel, data.act = sim.qpos[i], sim.qvel[i], sim.act[i]
+        mujoco.mj_getState(model, data, initial[i], spec)
+    # Same controls as the env would write: random arm velocities, random finger targets,
+    # held for n_substeps physics steps each.
+    actions = rng.uniform(-1, 1, (args.baseline_trajectories, args.baseline_steps, 7))
+    ctrl = np.zeros((*actions.shape[:2], model.nu))
+    ctrl[..., env.ids.arm_actuators] = actions[..., :6] * env.config.max_joint_velocity
+    ctrl[..., env.ids.finger_actuators] = (actions[..., 6:] + 1) * 0.5 * env.config.gripper_open
+    ctrl = np.repeat(ctrl, env.n_substeps, axis=1)
+    nthread = os.cpu_count() or 1
+    datas = [mujoco.MjData(model) for _ in range(nthread)]
+    with mj_rollout.Rollout(nthread=nthread) as runner:
+        runner.rollout(model, datas, initial, ctrl)  # warm-up
+        seconds = time_calls(lambda: runner.rollout(model, datas, initial, ctrl), args.seconds)
+    return args.baseline_trajectories * args.baseline_steps / seconds
+
+
+def mjx_steps_per_second(env, batch: int, args: EnvBenchArgs, seed: int = 0) -> float:
+    """Control steps/s of the jitted env at ``batch`` envs, random actions."""
+    key = jax.random.PRNGKey(seed)
+    states = jax.jit(jax.vmap(env.reset))(jax.random.split(key, batch))
+    rollout = make_rollout_fn(env, batch, args.steps_per_call, "random")
+    carry = {"states": states, "key": key}
+
+    def call():
+        carry["states"], carry["key"], rewards, _ = rollout(carry["states"], carry["key"])
+        return rewards
+
+    call()  # compile
+    seconds = time_calls(call, args.seconds)
+    return batch * args.steps_per_call / seconds
+
+
+def main(argv: list[str]) -> int:
+    """Runs the env benchmark, prints a table and writes JSON."""
+    args = tyro.cli(EnvBenchArgs, args=argv, prog="mjx-metamimic bench env")
+    console = Console()
+    env = envs.make("stack")
+    console.print(
+        f"[bold]env bench[/] backend={jax.default_backend()} chunk={default_chunk_size()}"
+    )
+    baseline = mujoco_c_steps_per_second(env, args)
+    console.print(f"MuJoCo C rollout ({os.cpu_count()} threads): {baseline:,.0f} control steps/s")
+    rows = []
+    for batch in args.batch_sizes:
+        sps = mjx_steps_per_second(env, batch, args)
+        rows.append({"batch": batch, "steps_per_s": sps, "ratio_vs_mujoco_c": sps / baseline})
+        console.print(f"  batch {batch:>4}: {sps:,.0f} control steps/s ({sps / baseline:.3f}x C)")
+    table = Table(title="stacking env: control steps/s (10 physics substeps each)")
+    for col in ("batch", "MJX steps/s", "MuJoCo C steps/s", "ratio"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["batch"]),
+            f"{r['steps_per_s']:,.0f}",
+            f"{baseline:,.0f}",
+            f"{r['ratio_vs_mujoco_c']:.3f}x",
+        )
+    console.print(table)
+    best = max(rows, key=lambda r: r["steps_per_s"])
+    path = write_json(
+        args.out,
+        {
+            "benchmark": "env",
+            "args": dataclasses.asdict(args),
+            "mujoco_c_steps_per_s": baseline,
+            "mjx": rows,
+            "best": best,
+        },
+    )
+    console.print(
+        f"best: batch {best['batch']} at {best['ratio_vs_mujoco_c']:.3f}x MuJoCo C; wrote {path}"
+    )
+    return 0

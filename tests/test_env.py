@@ -1,0 +1,231 @@
+"""The stacking env: API, determinism, physics sanity, task reward, errors, tracing."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mjx_metamimic import envs
+from mjx_metamimic.envs.batching import batched
+from mjx_metamimic.envs.stack import FEATURES_SIZE, PROPRIO_SIZE
+from mjx_metamimic.envs.wrappers import AutoReset
+
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def env():
+    return envs.make("stack")
+
+
+@pytest.fixture(scope="module")
+def fns(env):
+    """Jitted single-env and batched functions, compiled once for the module."""
+    return {
+        "reset": jax.jit(env.reset),
+        "reset_to": jax.jit(env.reset_to),
+        "step": jax.jit(env.step),
+        "reset_batch": jax.jit(jax.vmap(env.reset)),
+        "step_batch": jax.jit(jax.vmap(env.step)),
+    }
+
+
+def rollout(step, state, actions):
+    """Steps ``state`` through ``actions`` (T, ...) on the host; returns the states."""
+    states = []
+    for action in actions:
+        state = step(state, action)
+        states.append(state)
+    return states
+
+
+def _stack_sim_state(env, fns, centre, fingers=None, key=0):
+    """A state with block_a resting centred on block_b, block_a's centre at ``centre``."""
+    sim = env.sim_state(fns["reset"](jax.random.PRNGKey(key)))
+    ids, half = env.ids, env.ids.block_half_size
+    top = jnp.concatenate([jnp.asarray(centre), jnp.array([1.0, 0, 0, 0])])
+    qpos = sim.qpos.at[ids.block_qpos[0]].set(top)
+    qpos = qpos.at[ids.block_qpos[1]].set(top.at[2].add(-2 * half))
+    if fingers is not None:
+        qpos = qpos.at[ids.finger_qpos].set(fingers)
+    return sim.replace(qpos=qpos)
+
+
+def test_reset_and_step_batch_shapes_dtypes(env, fns):
+    keys = jax.random.split(jax.random.PRNGKey(0), BATCH)
+    states = fns["reset_batch"](keys)
+    actions = jax.random.uniform(jax.random.PRNGKey(1), (BATCH, env.action_size), minval=-1)
+    for _ in range(5):
+        states = fns["step_batch"](states, actions)
+    assert states.obs["proprio"].shape == (BATCH, PROPRIO_SIZE)
+    assert states.obs["features"].shape == (BATCH, FEATURES_SIZE)
+    assert states.obs["proprio"].dtype == jnp.float32
+    assert states.reward.shape == (BATCH,) and states.done.shape == (BATCH,)
+    for leaf in jax.tree.leaves((states.obs, states.reward, states.metrics)):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    assert env.observation_size == {"proprio": (PROPRIO_SIZE,), "features": (FEATURES_SIZE,)}
+    assert env.action_size == 7
+
+
+def test_determinism_and_layout_diversity(env, fns):
+    keys = jax.random.split(jax.random.PRNGKey(3), BATCH)
+    a = fns["reset_batch"](keys)
+    b = fns["reset_batch"](keys)
+    chex.assert_trees_all_equal(a.obs, b.obs)
+    actions = jnp.full((BATCH, 7), 0.3)
+    chex.assert_trees_all_equal(
+        fns["step_batch"](a, actions).obs, fns["step_batch"](b, actions).obs
+    )
+    blocks = np.asarray(a.pipeline_state.qpos[:, env.ids.block_qpos[:, :3]])  # (B, 2, 3)
+    # Different keys give different layouts and colours.
+    assert len({tuple(np.round(x.ravel(), 4)) for x in blocks}) == BATCH
+    assert len({tuple(np.round(c.ravel(), 4)) for c in np.asarray(a.info["block_rgba"])}) == BATCH
+
+
+def test_layouts_are_reachable_and_separate(env):
+    keys = jax.random.split(jax.random.PRNGKey(7), 256)
+    layouts = np.asarray(jax.jit(jax.vmap(env.sample_layout))(keys))  # (256, 2, 7)
+    xy = layouts[:, :, :2]
+    radius = np.linalg.norm(xy, axis=-1)
+    cfg = env.config
+    assert radius.min() >= cfg.block_radius[0] - 1e-6 and radius.max() <= cfg.block_radius[1] + 1e-6
+    assert np.linalg.norm(xy[:, 0] - xy[:, 1], axis=-1).min() >= cfg.block_min_separation - 1e-6
+    np.testing.assert_allclose(np.linalg.norm(layouts[:, :, 3:], axis=-1), 1.0, atol=1e-5)
+
+
+def test_stacked_state_is_rewarded_and_stays_stacked(env, fns):
+    half = env.ids.block_half_size
+    sim = _stack_sim_state(env, fns, centre=(0.33, 0.0, 3 * half))
+    state = fns["reset_to"](jax.random.PRNGKey(0), sim)
+    assert float(state.metrics["env/stacked"]) == 1.0
+    hold_still = jnp.array([0, 0, 0, 0, 0, 0, 1.0])
+    states = rollout(fns["step"], state, [hold_still] * int(round(2.0 / env.dt)))  # 2 s
+    rewards = np.array([float(s.reward) for s in states])
+    assert rewards[5:].min() == 1.0, rewards  # allow 0.25 s of settling contacts
+    top, bottom = np.asarray(states[-1].pipeline_state.qpos[env.ids.block_qpos[:, :3]])
+    assert np.linalg.norm(top[:2] - bottom[:2]) < 0.005
+
+
+def test_held_block_is_not_rewarded(env, fns):
+    # block_a sits in the hand, exactly one edge above block_b.
+    grip = fns["reset"](jax.random.PRNGKey(0)).pipeline_state.site_xpos[env.ids.grip_site]
+    on_faces = env.ids.block_half_size - 0.002  # finger joint value touching the block
+    held = fns["reset_to"](
+        jax.random.PRNGKey(0), _stack_sim_state(env, fns, centre=grip, fingers=on_faces)
+    )
+    assert float(held.metrics["env/grasped"]) == 1.0
+    assert float(held.metrics["env/stacked"]) == 0.0
+    # The same poses with the gripper open count as stacked: "held" is what differs.
+    opened = fns["reset_to"](
+        jax.random.PRNGKey(0),
+        _stack_sim_state(env, fns, centre=grip, fingers=env.config.gripper_open),
+    )
+    assert float(opened.metrics["env/stacked"]) == 1.0
+    close = jnp.array([0, 0, 0, 0, 0, 0, -1.0])
+    states = rollout(fns["step"], held, [close] * 4)
+    assert all(float(s.reward) == 0.0 for s in states)
+
+
+def test_dropped_blocks_come_to_rest(env, fns):
+    state = fns["reset"](jax.random.PRNGKey(5))
+    sim = env.sim_state(state)
+    tilt = jnp.array([0.96, 0.2, 0.1, 0.17])
+    tilt = tilt / jnp.linalg.norm(tilt)
+    qpos = sim.qpos
+    for i in range(2):
+        pose = sim.qpos[env.ids.block_qpos[i]].at[2].set(0.15 + 0.05 * i).at[3:].set(tilt)
+        qpos = qpos.at[env.ids.block_qpos[i]].set(pose)
+    state = fns["reset_to"](jax.random.PRNGKey(5), sim.replace(qpos=qpos))
+    states = rollout(fns["step"], state, [jnp.zeros(7)] * int(round(2.0 / env.dt)))
+    final = states[-1].pipeline_state
+    vel = np.asarray(final.qvel[env.ids.block_qvel])  # (2, 6)
+    assert np.linalg.norm(vel[:, :3], axis=-1).max() < env.config.rest_linear_velocity
+    assert np.linalg.norm(vel[:, 3:], axis=-1).max() < env.config.rest_angular_velocity
+    heights = np.asarray(final.qpos[env.ids.block_qpos[:, 2]])
+    np.testing.assert_allclose(heights, env.ids.block_half_size, atol=0.004)
+
+
+def test_reset_to_round_trip_gives_identical_next_steps(env, fns):
+    state = fns["reset"](jax.random.PRNGKey(11))
+    actions = jax.random.uniform(jax.random.PRNGKey(12), (6, 7), minval=-1)
+    mid = rollout(fns["step"], state, actions[:3])[-1]
+    # Restore in a second, independently built env.
+    other = envs.make("stack")
+    restored = jax.jit(other.reset_to)(jax.random.PRNGKey(99), env.sim_state(mid))
+    chex.assert_trees_all_equal(restored.obs, mid.obs)
+    a = rollout(fns["step"], mid, actions[3:])
+    b = rollout(jax.jit(other.step), restored, actions[3:])
+    for x, y in zip(a, b, strict=True):
+        chex.assert_trees_all_equal(x.obs, y.obs)
+        chex.assert_trees_all_equal(x.pipeline_state.qpos, y.pipeline_state.qpos)
+
+
+def test_nan_physics_ends_episode_without_nan_outputs(env, fns):
+    state = fns["reset"](jax.random.PRNGKey(2))
+    bad = state.replace(
+        pipeline_state=state.pipeline_state.replace(
+            qvel=state.pipeline_state.qvel.at[0].set(jnp.nan)
+        )
+    )
+    out = fns["step"](bad, jnp.zeros(7))
+    assert float(out.done) == 1.0 and float(out.metrics["env/nan"]) == 1.0
+    assert float(out.reward) == 0.0
+    assert np.all(np.isfinite(np.asarray(out.obs["proprio"])))
+
+
+def test_auto_reset_draws_new_layouts(env):
+    wrapped = AutoReset(env, episode_length=3)
+    state = jax.jit(wrapped.reset)(jax.random.PRNGKey(4))
+    step = jax.jit(wrapped.step)
+    layouts, dones = [np.asarray(state.obs["features"][3:9])], []
+    for _ in range(6):
+        state = step(state, jnp.zeros(7))
+        dones.append(float(state.done))
+        if dones[-1]:
+            layouts.append(np.asarray(state.obs["features"][3:9]))
+    assert dones == [0, 0, 1, 0, 0, 1]
+    assert len(layouts) == 3
+    assert not np.allclose(layouts[0], layouts[1]) and not np.allclose(layouts[1], layouts[2])
+
+
+def test_batched_chunks_match_plain_vmap(env, fns):
+    keys = jax.random.split(jax.random.PRNGKey(8), 8)
+    states = fns["reset_batch"](keys)
+    actions = jax.random.uniform(jax.random.PRNGKey(9), (8, 7), minval=-1)
+    chunked = jax.jit(batched(env.step, chunk_size=3))(states, actions)  # chunks of 2 (8 % 3 != 0)
+    plain = fns["step_batch"](states, actions)
+    chex.assert_trees_all_close(chunked.obs, plain.obs, atol=1e-5)
+
+
+def test_stepping_does_not_retrace(env):
+    traces = []
+
+    @jax.jit
+    def step(state, action):
+        traces.append(1)
+        return env.step(state, action)
+
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    for i in range(5):
+        state = step(state, jnp.full((7,), 0.1 * i))
+    assert len(traces) == 1
+
+
+def test_wrong_action_shape_is_a_clear_error(env, fns):
+    state = fns["reset"](jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match=r"action must have shape \(7,\)"):
+        env.step(state, jnp.zeros(6))
+    with pytest.raises(ValueError, match="vmap"):
+        env.step(state, jnp.zeros((2, 7)))
+
+
+def test_bad_overrides_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown option.*'max_joint_speed'"):
+        envs.make("stack", max_joint_speed=2.0)
+    with pytest.raises(ValueError, match="control_dt"):
+        envs.make("stack", control_dt=0.0123)
+    with pytest.raises(ValueError, match="gripper_open"):
+        envs.make("stack", gripper_open=0.2)
+    with pytest.raises(ValueError, match="unknown env"):
+        envs.make("pick")
