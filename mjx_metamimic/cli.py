@@ -16,7 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mjx_metamimic.envs.rollout:main",
         "step the stacking env with a random or zero policy",
     ),
-    "bench": ("mjx_metamimic.bench:main", "benchmarks: env, render, learner, demos, train"),
+    "render": ("mjx_metamimic.render.cli:main", "render what the agent sees to a PNG or video"),
+    "demos": ("mjx_metamimic.demos.cli:main", "generate a demonstration dataset"),
+    "train": ("mjx_metamimic.train:main", "train MetaMimic from a named config (--config cpu)"),
+    "bench": ("mjx_metamimic.bench:main", "benchmarks: env, render, learner, demos"),
 }
 
 

@@ -8,6 +8,7 @@ BENCHMARKS: dict[str, str] = {
     "env": "mjx_metamimic.bench.env_bench",
     "render": "mjx_metamimic.bench.render_bench",
     "learner": "mjx_metamimic.bench.learner_bench",
+    "demos": "mjx_metamimic.bench.demos_bench",
 }
 
 

@@ -6,6 +6,7 @@ block layout, the block colours, the RNG for auto-resets) lives in the state.
 
 Action (7,) in [-1, 1]: six arm joint velocities (scaled by ``max_joint_velocity``) and
 one gripper command (-1 closed ... +1 open). Observation dict:
+  pixels   (H, W, 3) u8: the ``camera`` image, only when ``image_size`` > 0.
   proprio  (19,) f32: arm joint positions (6), velocities (6), velocity-integrated
                       position setpoints (6) and the gap between the fingers (1).
   features (26,) f32: grip site position (3), block positions (2x3), block quaternions
@@ -26,10 +27,25 @@ from flax import struct
 from mujoco import mjx
 
 from mjx_metamimic.envs.scene import FINGER_CLOSED_GAP, SceneIds, load_model
+from mjx_metamimic.render import Renderer
 
 ACTION_SIZE = 7
 PROPRIO_SIZE = 19
 FEATURES_SIZE = 26
+# Named parts of the observation vectors (see the module docstring).
+PROPRIO_PARTS = {
+    "joint_pos": slice(0, 6),
+    "joint_vel": slice(6, 12),
+    "setpoint": slice(12, 18),
+    "finger_gap": slice(18, 19),
+}
+FEATURES_PARTS = {
+    "grip_pos": slice(0, 3),
+    "block_pos": slice(3, 9),
+    "block_quat": slice(9, 17),
+    "grip_to_blocks": slice(17, 23),
+    "block_to_block": slice(23, 26),
+}
 METRIC_NAMES = (
     "env/reach_dist",
     "env/grasped",
@@ -46,6 +62,11 @@ class StackEnvConfig:
 
     scene: str = "stack"
     """Name of the MJCF scene in envs/ (without .xml)."""
+    image_size: int = 0
+    """Adds ``pixels`` (uint8, image_size x image_size x 3) to observations; 0: no pixels
+    (features-only configs skip rendering entirely)."""
+    camera: str = "front"
+    """Camera the pixels are rendered from."""
     control_dt: float = 0.05
     """Seconds per control step (20 Hz); must be a multiple of the model timestep."""
     max_joint_velocity: float = 1.0
@@ -78,6 +99,7 @@ class StackEnvConfig:
     def __post_init__(self):
         checks = {
             "control_dt": self.control_dt > 0,
+            "image_size": self.image_size >= 0,
             "max_joint_velocity": self.max_joint_velocity > 0,
             "gripper_open": self.gripper_open > 0,
             "home_qpos": len(self.home_qpos) == 6,
@@ -106,7 +128,12 @@ class SimState:
 
 def _finite(tree):
     """Replaces non-finite entries by 0 (only reachable after a physics blow-up)."""
-    return jax.tree.map(lambda x: jnp.where(jnp.isfinite(x), x, 0.0), tree)
+    def fix(x):
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            return x
+        return jnp.where(jnp.isfinite(x), x, jnp.zeros((), x.dtype))
+
+    return jax.tree.map(fix, tree)
 
 
 def _hsv_to_rgb(h, s, v):
@@ -124,6 +151,12 @@ class StackEnv(Env):
         self.mj_model: mujoco.MjModel = load_model(config.scene)
         self.mjx_model: mjx.Model = mjx.put_model(self.mj_model)
         self.ids = SceneIds.from_model(self.mj_model)
+        self.renderer = None
+        if config.image_size:
+            self.renderer = Renderer(
+                self.mj_model, config.image_size, config.image_size, camera=config.camera
+            )
+        self._geom_rgba = jnp.asarray(self.mj_model.geom_rgba)  # (ngeom, 4)
         timestep = self.mj_model.opt.timestep
         n_substeps = config.control_dt / timestep
         if abs(n_substeps - round(n_substeps)) > 1e-6 or round(n_substeps) < 1:
@@ -145,7 +178,10 @@ class StackEnv(Env):
     # ----------------------------------------------------------------- brax Env API
     @property
     def observation_size(self) -> dict[str, tuple[int, ...]]:
-        return {"proprio": (PROPRIO_SIZE,), "features": (FEATURES_SIZE,)}
+        sizes = {"proprio": (PROPRIO_SIZE,), "features": (FEATURES_SIZE,)}
+        if self.renderer is not None:
+            sizes["pixels"] = (self.config.image_size, self.config.image_size, 3)
+        return sizes
 
     @property
     def action_size(self) -> int:
@@ -200,7 +236,7 @@ class StackEnv(Env):
         zero = jnp.zeros(())
         return State(
             pipeline_state=data,
-            obs=self._observe(data),
+            obs=self._observe(data, sim_state.block_rgba),
             reward=zero,
             done=zero,
             metrics={**self._diagnostics(data), "env/nan": zero},
@@ -229,7 +265,7 @@ class StackEnv(Env):
         diagnostics = _finite(self._diagnostics(data))
         return state.replace(
             pipeline_state=data,
-            obs=_finite(self._observe(data)),
+            obs=_finite(self._observe(data, state.info["block_rgba"])),
             reward=diagnostics["env/stacked"] * (1.0 - nan_f),
             done=jnp.maximum(state.done, nan_f),
             metrics={**diagnostics, "env/nan": nan_f},
@@ -290,7 +326,14 @@ class StackEnv(Env):
         """Distance (m) between the inner faces of the two fingers."""
         return jnp.sum(data.qpos[self.ids.finger_qpos]) + FINGER_CLOSED_GAP
 
-    def _observe(self, data: mjx.Data) -> dict[str, jax.Array]:
+    def render(self, data: mjx.Data, block_rgba: jax.Array) -> jax.Array:
+        """The camera image of ``data`` with the episode's block colours: (H, W, 3) uint8."""
+        if self.renderer is None:
+            raise ValueError("this env renders no pixels: make it with image_size > 0")
+        geom_rgba = self._geom_rgba.at[self.ids.block_geoms].set(block_rgba)
+        return self.renderer.render_rgb(self.mjx_model, data, geom_rgba)
+
+    def _observe(self, data: mjx.Data, block_rgba: jax.Array) -> dict[str, jax.Array]:
         ids = self.ids
         proprio = jnp.concatenate(
             [
@@ -307,7 +350,10 @@ class StackEnv(Env):
         features = jnp.concatenate(
             [grip, pos.ravel(), quat.ravel(), (pos - grip).ravel(), pos[1] - pos[0]]
         )
-        return {"proprio": proprio.astype(jnp.float32), "features": features.astype(jnp.float32)}
+        obs = {"proprio": proprio.astype(jnp.float32), "features": features.astype(jnp.float32)}
+        if self.renderer is not None:
+            obs["pixels"] = self.render(data, block_rgba)
+        return obs
 
     def _diagnostics(self, data: mjx.Data) -> dict[str, jax.Array]:
         """Task reward and shaped diagnostic terms (metrics only, never reward)."""

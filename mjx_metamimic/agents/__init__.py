@@ -1,0 +1,23 @@
+"""Learners: D4PG (categorical critic, deterministic policy), several learners sharing a
+replay (MetaMimic's imitation + task learners), scanned updates, and probe environments."""
+
+from mjx_metamimic.agents.d4pg import (
+    D4PG,
+    D4PGConfig,
+    D4PGState,
+    categorical_critic_loss,
+    follow_targets,
+)
+from mjx_metamimic.agents.multi import MultiD4PG
+from mjx_metamimic.agents.scan import scan_sampled_updates, scan_updates
+
+__all__ = [
+    "D4PG",
+    "D4PGConfig",
+    "D4PGState",
+    "MultiD4PG",
+    "categorical_critic_loss",
+    "follow_targets",
+    "scan_sampled_updates",
+    "scan_updates",
+]

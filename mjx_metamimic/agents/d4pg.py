@@ -1,0 +1,258 @@
+"""D4PG (Barth-Maron et al. 2018): deterministic policy, categorical critic, n-step targets.
+
+One learner trains on one reward stream of the shared replay's ``NStepBatch``. Everything
+is pure: ``init`` builds a ``D4PGState``; ``update(state, batch)`` returns the next state
+and metrics; ``act(params, obs, goal)`` is the policy for actors (noise is the caller's).
+"""
+
+import dataclasses
+from typing import Any, Literal
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import rlax
+
+from mjx_metamimic.networks import Actor, Critic, NetworkConfig
+from mjx_metamimic.networks.heads import Observation
+from mjx_metamimic.replay import NStepBatch
+
+
+@dataclasses.dataclass(frozen=True)
+class D4PGConfig:
+    """Hyper-parameters of one D4PG learner."""
+
+    stream: str = "task"
+    """Reward stream of the replay this learner maximises."""
+    goal_conditioned: bool = False
+    """Whether the actor and critic also see a goal observation."""
+    network: NetworkConfig = NetworkConfig()
+    """Actor and critic architecture (same form, separate parameters)."""
+    num_atoms: int = 51
+    """Atoms of the critic's categorical support."""
+    v_min: float = -150.0
+    """Lowest value of the critic's support."""
+    v_max: float = 150.0
+    """Highest value of the critic's support."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 1e-4
+    """Adam learning rate of the critic."""
+    max_grad_norm: float = 40.0
+    """Global gradient-norm clip applied before Adam (each network separately)."""
+    dqda_clip: float | None = 1.0
+    """Clip on the L2 norm of dQ/da in the policy gradient; None disables it."""
+    target_update: Literal["polyak", "periodic"] = "polyak"
+    """How target networks follow the online ones: every update by Polyak averaging, or a
+    full copy every ``target_period`` updates."""
+    target_tau: float = 0.005
+    """Polyak step size (target <- (1 - tau) target + tau online)."""
+    target_period: int = 100
+    """Updates between target copies for ``periodic``."""
+
+
+@flax.struct.dataclass
+class D4PGState:
+    """Parameters, targets and optimiser states of one learner."""
+
+    actor_params: Any
+    critic_params: Any
+    target_actor_params: Any
+    target_critic_params: Any
+    actor_opt_state: Any
+    critic_opt_state: Any
+    steps: jax.Array  # () int32, updates applied so far
+
+
+def categorical_critic_loss(
+    logits: jax.Array,
+    atoms: jax.Array,
+    returns: jax.Array,
+    discounts: jax.Array,
+    target_logits: jax.Array,
+) -> jax.Array:
+    """Per-sample categorical TD loss: cross-entropy to the projected target distribution.
+
+    Args:
+        logits: (B, K) online critic logits at (o_t, a_t).
+        atoms: (K,) support.
+        returns: (B,) n-step returns.
+        discounts: (B,) bootstrap discounts.
+        target_logits: (B, K) target critic logits at the bootstrap step.
+
+    Returns:
+        (B,) losses (target gradients stopped).
+    """
+    td = jax.vmap(rlax.categorical_td_learning, in_axes=(None, 0, 0, 0, None, 0))
+    return td(atoms, logits, returns, discounts, atoms, target_logits)
+
+
+def follow_targets(config: D4PGConfig, online, targets, steps: jax.Array):
+    """Moves target parameters towards the online ones.
+
+    Args:
+        config: ``target_update`` ("polyak" or "periodic"), ``target_tau``, ``target_period``.
+        online: Online parameters (any pytree).
+        targets: Target parameters, same structure.
+        steps: () int32 updates applied so far, counting the current one.
+
+    Returns:
+        New targets: (1 - tau) targets + tau online for polyak; for periodic, a copy of
+        ``online`` when ``steps`` is a multiple of ``target_period``, else ``targets``.
+    """
+    if config.target_update == "polyak":
+        return optax.incremental_update(online, targets, config.target_tau)
+    if config.target_update == "periodic":
+        return optax.periodic_update(online, targets, steps, config.target_period)
+    raise ValueError(f"unknown target_update {config.target_update!r}")
+
+
+def _optimizer(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+
+
+class D4PG:
+    """Pure functions of one D4PG learner (the object itself holds only static config).
+
+    Args:
+        config: Learner hyper-parameters.
+        action_dim: Action size A.
+    """
+
+    def __init__(self, config: D4PGConfig, action_dim: int):
+        self.config = config
+        self.actor = Actor(config.network, action_dim)
+        self.critic = Critic(config.network, config.num_atoms)
+        self.atoms = jnp.asarray(
+            np.linspace(config.v_min, config.v_max, config.num_atoms), jnp.float32
+        )  # (K,)
+        self.actor_optimizer = _optimizer(config.actor_lr, config.max_grad_norm)
+        self.critic_optimizer = _optimizer(config.critic_lr, config.max_grad_norm)
+
+    def _check_goal(self, goal: Observation | None) -> None:
+        if self.config.goal_conditioned != (goal is not None):
+            expected = "a goal" if self.config.goal_conditioned else "no goal"
+            raise ValueError(f"learner {self.config.stream!r} expects {expected}")
+
+    def init(
+        self, key: jax.Array, obs: Observation, goal: Observation | None = None
+    ) -> D4PGState:
+        """Initialises parameters from example inputs (any leading axes, e.g. one step).
+
+        Args:
+            key: PRNG key.
+            obs: Example observation.
+            goal: Example goal, required iff the learner is goal-conditioned.
+        """
+        self._check_goal(goal)
+        actor_key, critic_key = jax.random.split(key)
+        actor_params = self.actor.init(actor_key, obs, goal)
+        action = self.actor.apply(actor_params, obs, goal)
+        critic_params = self.critic.init(critic_key, obs, goal, action)
+        return D4PGState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_actor_params=actor_params,
+            target_critic_params=critic_params,
+            actor_opt_state=self.actor_optimizer.init(actor_params),
+            critic_opt_state=self.critic_optimizer.init(critic_params),
+            steps=jnp.zeros((), jnp.int32),
+        )
+
+    def act(self, actor_params, obs: Observation, goal: Observation | None = None) -> jax.Array:
+        """Greedy action in [-1, 1]: (..., A) for observations with leading axes (...)."""
+        return self.actor.apply(actor_params, obs, goal)
+
+    def q_mean(
+        self, critic_params, obs: Observation, goal: Observation | None, action: jax.Array
+    ) -> jax.Array:
+        """Mean of the critic's value distribution: (...,) float32."""
+        logits = self.critic.apply(critic_params, obs, goal, action)
+        return jax.nn.softmax(logits) @ self.atoms
+
+    def update(
+        self,
+        state: D4PGState,
+        batch: NStepBatch,
+        goal: Observation | None = None,
+        next_goal: Observation | None = None,
+    ) -> tuple[D4PGState, dict[str, jax.Array]]:
+        """One actor and critic gradient step on ``batch`` (reward stream ``config.stream``).
+
+        Args:
+            state: Learner state.
+            batch: n-step transitions, leading batch axis B.
+            goal: Goals at t (leaves (B, ...)), iff goal-conditioned.
+            next_goal: Goals at the bootstrap step, iff goal-conditioned.
+
+        Returns:
+            The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
+            target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm).
+        """
+        self._check_goal(goal)
+        stream = self.config.stream
+        returns, discounts = batch.returns[stream], batch.discounts[stream]  # (B,), (B,)
+
+        next_action = self.actor.apply(state.target_actor_params, batch.next_obs, next_goal)
+        target_logits = self.critic.apply(
+            state.target_critic_params, batch.next_obs, next_goal, next_action
+        )  # (B, K)
+
+        def critic_loss_fn(critic_params):
+            logits = self.critic.apply(critic_params, batch.obs, goal, batch.action)
+            loss = categorical_critic_loss(logits, self.atoms, returns, discounts, target_logits)
+            return jnp.mean(loss), jax.nn.softmax(logits) @ self.atoms
+
+        def actor_loss_fn(actor_params):
+            actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
+            # Per-sample dQ/da: samples are independent (no batch statistics anywhere).
+            total_q = lambda a: jnp.sum(self.q_mean(state.critic_params, batch.obs, goal, a))
+            dqda = jax.grad(total_q)(actions)  # (B, A)
+            loss = jax.vmap(rlax.dpg_loss, in_axes=(0, 0, None))(
+                actions, dqda, self.config.dqda_clip
+            )
+            return jnp.mean(loss), dqda
+
+        (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
+            state.critic_params
+        )
+        (actor_loss, dqda), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
+            state.actor_params
+        )
+        critic_updates, critic_opt_state = self.critic_optimizer.update(
+            critic_grads, state.critic_opt_state
+        )
+        actor_updates, actor_opt_state = self.actor_optimizer.update(
+            actor_grads, state.actor_opt_state
+        )
+        critic_params = optax.apply_updates(state.critic_params, critic_updates)
+        actor_params = optax.apply_updates(state.actor_params, actor_updates)
+        steps = state.steps + 1
+        target_actor, target_critic = follow_targets(
+            self.config,
+            (actor_params, critic_params),
+            (state.target_actor_params, state.target_critic_params),
+            steps,
+        )
+        metrics = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "q_mean": jnp.mean(q),
+            "target_q_mean": jnp.mean(jax.nn.softmax(target_logits) @ self.atoms),
+            "return_mean": jnp.mean(returns),
+            "critic_grad_norm": optax.tree.norm(critic_grads),
+            "actor_grad_norm": optax.tree.norm(actor_grads),
+            "dqda_norm": jnp.mean(jnp.linalg.norm(dqda, axis=-1)),
+        }
+        new_state = state.replace(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_actor_params=target_actor,
+            target_critic_params=target_critic,
+            actor_opt_state=actor_opt_state,
+            critic_opt_state=critic_opt_state,
+            steps=steps,
+        )
+        return new_state, metrics

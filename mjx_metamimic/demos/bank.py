@@ -1,0 +1,84 @@
+"""``DemoBank``: the demonstrations on device, for sampling and goal lookup inside jit.
+
+Build one bank per split (``load(path, "train")`` and ``load(path, "validation")``); the
+split is fixed by the dataset's manifest. The bank holds no privileged actions unless
+they were loaded explicitly (the D4PGfD baseline).
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from mjx_metamimic.demos.dataset import Demos
+from mjx_metamimic.envs.stack import SimState
+
+
+@struct.dataclass
+class DemoBank:
+    """Device-resident demonstrations (a pytree: pass it through jit and scan)."""
+
+    frames: jax.Array  # (N, T, H, W, 3) uint8
+    proprio: jax.Array  # (N, T, P) float32
+    features: jax.Array  # (N, T, F) float32
+    task_reward: jax.Array  # (N, T) float32
+    lengths: jax.Array  # (N,) int32
+    init_state: SimState  # leaves (N, ...)
+    privileged_actions: jax.Array | None = None  # (N, T, 7) float32; D4PGfD only
+
+    @classmethod
+    def from_demos(cls, demos: Demos, device: jax.Device | None = None) -> "DemoBank":
+        """Copies ``demos`` to ``device`` (default: the default device)."""
+        bank = cls(
+            frames=demos.frames,
+            proprio=demos.proprio,
+            features=demos.features,
+            task_reward=demos.task_reward,
+            lengths=demos.lengths,
+            init_state=demos.init_state,
+            privileged_actions=demos.privileged_actions,
+        )
+        return jax.device_put(bank, device)
+
+    @property
+    def num_demos(self) -> int:
+        return self.lengths.shape[0]
+
+    @property
+    def max_steps(self) -> int:
+        return self.task_reward.shape[1]
+
+
+def sample(bank: DemoBank, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """Uniform demo indices and, per demo, a uniform step within its episode.
+
+    Returns:
+      demo_idx (batch_size,) int32 and t (batch_size,) int32 with 0 <= t < length.
+    """
+    k_demo, k_step = jax.random.split(key)
+    demo_idx = jax.random.randint(k_demo, (batch_size,), 0, bank.num_demos, dtype=jnp.int32)
+    length = bank.lengths[demo_idx]
+    u = jax.random.uniform(k_step, (batch_size,))
+    t = jnp.minimum((u * length).astype(jnp.int32), length - 1)
+    return demo_idx, t
+
+
+def goal(bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict[str, jax.Array]:
+    """The observation of demo ``demo_idx`` at step ``t``, clipped to [0, length - 1].
+
+    ``demo_idx`` and ``t`` are int arrays of the same shape S (scalars work too).
+
+    Returns:
+      {"pixels": S + (H, W, 3) uint8, "proprio": S + (P,) float32,
+       "features": S + (F,) float32}
+    """
+    t = jnp.clip(t, 0, bank.lengths[demo_idx] - 1)
+    return {
+        "pixels": bank.frames[demo_idx, t],
+        "proprio": bank.proprio[demo_idx, t],
+        "features": bank.features[demo_idx, t],
+    }
+
+
+def init_states(bank: DemoBank, demo_idx: jax.Array) -> SimState:
+    """The initial simulator states of demos ``demo_idx`` (for ``env.reset_to``)."""
+    return jax.tree.map(lambda x: x[demo_idx], bank.init_state)

@@ -1,0 +1,61 @@
+"""Network configuration: residual conv torso presets and the frozen ``NetworkConfig``."""
+
+import dataclasses
+from typing import Literal
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One residual stage: conv 3x3 -> norm -> max-pool, then ``blocks`` residual blocks.
+
+    Each residual block holds two conv 3x3 layers, so a stage has ``1 + 2 * blocks`` convs.
+    """
+
+    channels: int
+    """Output channels of every conv layer in the stage."""
+    blocks: int = 2
+    """Residual blocks after the stage's first conv (two convs each)."""
+    pool_stride: int = 2
+    """Stride of the 3x3 max-pool after the first conv; 1 means no pooling."""
+
+
+# Conv torso presets. Counts are conv layers.
+PRESETS: dict[str, tuple[Stage, ...]] = {
+    # Tests only: 6 conv layers, 8 channels.
+    "tiny": (Stage(8, blocks=1), Stage(8, blocks=1)),
+    # CPU runs: 9 conv layers, 16/32/32 channels.
+    "small": (Stage(16, blocks=1), Stage(32, blocks=1), Stage(32, blocks=1)),
+    # IMPALA's ResNet (Espeholt et al. 2018): 15 conv layers, 16/32/32 channels.
+    "impala": (Stage(16), Stage(32), Stage(32)),
+    # The paper's ResNet34-like net: 20 conv layers, widening to 512 channels.
+    "paper": (Stage(64), Stage(128), Stage(256), Stage(512)),
+}
+
+PresetName = Literal["tiny", "small", "impala", "paper"]
+NormKind = Literal["none", "instance", "layer", "group"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture shared by the actor and the critic of one learner."""
+
+    inputs: Literal["pixels", "features"] = "pixels"
+    """'pixels': residual conv torso over the (channel-stacked) frames, vectors joined after
+    it; 'features': MLP torso over [obs vectors, goal vectors, goal - obs] (no pixels used)."""
+    torso: PresetName = "small"
+    """Conv torso preset (pixels only): tiny (tests), small (CPU), impala (15 conv, 16/32/32
+    channels) or paper (ResNet34-like, 20 conv, up to 512 channels)."""
+    norm: NormKind = "instance"
+    """Normalisation between conv layers: none, instance, layer or group."""
+    norm_groups: int = 8
+    """Groups for group norm (reduced to a divisor of the channel count)."""
+    torso_hidden: tuple[int, ...] = (256,)
+    """Dense layers (Dense -> LayerNorm -> ELU) ending the torso: after the conv stack for
+    pixels, the whole torso for features. The last size is the embedding size."""
+    head_hidden: tuple[int, ...] = (256, 256)
+    """Dense layers (Dense -> LayerNorm -> ELU) of the policy and critic heads."""
+
+
+def num_conv_layers(stages: tuple[Stage, ...]) -> int:
+    """Number of conv layers in a torso made of ``stages``."""
+    return sum(1 + 2 * stage.blocks for stage in stages)

@@ -1,0 +1,88 @@
+"""Observation encoder, deterministic tanh policy and categorical critic.
+
+Observations (and goals) are dicts: ``pixels`` (..., H, W, 3) uint8, ``proprio`` (..., P)
+float32 and optionally ``features`` (..., F) float32. Any number of leading axes is accepted
+(none included), so the modules can be applied to batches or vmapped over single samples.
+"""
+
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mjx_metamimic.networks.config import PRESETS, NetworkConfig
+from mjx_metamimic.networks.torso import LayerNormMLP, ResNetTorso
+
+Observation = Mapping[str, jax.Array]
+
+
+def observation_vectors(obs: Observation) -> jax.Array:
+    """Concatenates the vector parts of an observation: (..., P [+ F]) float32."""
+    parts = [obs["proprio"]]
+    if "features" in obs:
+        parts.append(obs["features"])
+    return jnp.concatenate([p.astype(jnp.float32) for p in parts], axis=-1)
+
+
+class Encoder(nn.Module):
+    """Maps an observation (and an optional goal) to an embedding.
+
+    Pixels: the observation and goal frames are channel-stacked, scaled to [0, 1], passed
+    through the residual torso, and joined with both vector parts, then ``torso_hidden``
+    dense layers. Features: ``torso_hidden`` dense layers over [obs, goal, goal - obs].
+    """
+
+    config: NetworkConfig
+
+    @nn.compact
+    def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
+        """Returns the embedding: (..., torso_hidden[-1]) float32."""
+        vectors = observation_vectors(obs)  # (..., V)
+        batch_shape = vectors.shape[:-1]
+        if self.config.inputs == "features":
+            if goal is not None:
+                goal_vectors = observation_vectors(goal)
+                vectors = jnp.concatenate([vectors, goal_vectors, goal_vectors - vectors], -1)
+            return LayerNormMLP(self.config.torso_hidden)(vectors)
+        frames = obs["pixels"]  # (..., H, W, 3) uint8
+        if goal is not None:
+            frames = jnp.concatenate([frames, goal["pixels"]], axis=-1)  # (..., H, W, 6)
+            vectors = jnp.concatenate([vectors, observation_vectors(goal)], axis=-1)
+        x = frames.astype(jnp.float32) / 255.0
+        x = x.reshape((-1, *x.shape[-3:]))  # (N, H, W, C)
+        torso = ResNetTorso(PRESETS[self.config.torso], self.config.norm, self.config.norm_groups)
+        x = torso(x)  # (N, D)
+        x = x.reshape((*batch_shape, x.shape[-1]))
+        return LayerNormMLP(self.config.torso_hidden)(jnp.concatenate([x, vectors], axis=-1))
+
+
+class Actor(nn.Module):
+    """Deterministic policy pi(o, [g]) -> a in [-1, 1]^A."""
+
+    config: NetworkConfig
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
+        """Returns actions: (..., A) float32 in [-1, 1]."""
+        h = LayerNormMLP(self.config.head_hidden)(Encoder(self.config)(obs, goal))
+        out = nn.Dense(self.action_dim, kernel_init=nn.initializers.normal(1e-3))(h)
+        return jnp.tanh(out)
+
+
+class Critic(nn.Module):
+    """Categorical critic Q(o, [g], a): logits over a fixed support; the action joins after
+    the torso."""
+
+    config: NetworkConfig
+    num_atoms: int
+
+    @nn.compact
+    def __call__(
+        self, obs: Observation, goal: Observation | None, action: jax.Array
+    ) -> jax.Array:
+        """Returns logits: (..., num_atoms) float32."""
+        embedding = Encoder(self.config)(obs, goal)
+        h = LayerNormMLP(self.config.head_hidden)(jnp.concatenate([embedding, action], -1))
+        return nn.Dense(self.num_atoms, kernel_init=nn.initializers.normal(1e-3))(h)

@@ -1,0 +1,93 @@
+"""Torso building blocks: normalisation, residual conv stages, LayerNorm+ELU MLPs."""
+
+import math
+
+import flax.linen as nn
+import jax
+
+from mjx_metamimic.networks.config import NormKind, Stage
+from mjx_metamimic.networks.conv import Conv
+
+
+class ConvNorm(nn.Module):
+    """Per-sample normalisation of conv feature maps (never across the batch).
+
+    Attributes:
+        kind: ``none``, ``instance`` (over H, W per channel), ``layer`` (over H, W, C) or
+            ``group`` (over H, W and a group of channels).
+        groups: Number of channel groups for ``group`` (reduced to a divisor of C).
+    """
+
+    kind: NormKind
+    groups: int = 8
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Normalises ``x``: (N, H, W, C) float32 -> (N, H, W, C) float32."""
+        if self.kind == "none":
+            return x
+        if self.kind == "instance":
+            return nn.InstanceNorm()(x)
+        if self.kind == "layer":
+            return nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=-1)(x)
+        if self.kind == "group":
+            return nn.GroupNorm(num_groups=math.gcd(self.groups, x.shape[-1]))(x)
+        raise ValueError(f"unknown norm {self.kind!r}")
+
+
+class ResidualBlock(nn.Module):
+    """x + norm(conv(elu(norm(conv(elu(x)))))), channels preserved."""
+
+    norm: NormKind
+    groups: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """(N, H, W, C) -> (N, H, W, C)."""
+        channels = x.shape[-1]
+        h = Conv(channels)(nn.elu(x))
+        h = ConvNorm(self.norm, self.groups)(h)
+        h = Conv(channels)(nn.elu(h))
+        h = ConvNorm(self.norm, self.groups)(h)
+        return x + h
+
+
+class ResNetTorso(nn.Module):
+    """Residual conv torso (IMPALA-style stages), flattened output.
+
+    Attributes:
+        stages: Stage specs, see ``networks.config.PRESETS``.
+        norm: Normalisation between conv layers.
+        groups: Channel groups for group norm.
+    """
+
+    stages: tuple[Stage, ...]
+    norm: NormKind
+    groups: int = 8
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """(N, H, W, C) float32 -> (N, D) float32 with D = H' * W' * C'."""
+        for stage in self.stages:
+            x = Conv(stage.channels)(x)
+            x = ConvNorm(self.norm, self.groups)(x)
+            if stage.pool_stride > 1:
+                stride = (stage.pool_stride, stage.pool_stride)
+                x = nn.max_pool(x, (3, 3), strides=stride, padding="SAME")
+            for _ in range(stage.blocks):
+                x = ResidualBlock(self.norm, self.groups)(x)
+        x = nn.elu(x)
+        return x.reshape(x.shape[0], -1)
+
+
+class LayerNormMLP(nn.Module):
+    """Stack of Dense -> LayerNorm -> ELU layers over the last axis (any leading axes)."""
+
+    sizes: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """(..., D_in) -> (..., sizes[-1])."""
+        for size in self.sizes:
+            x = nn.elu(nn.LayerNorm()(nn.Dense(size)(x)))
+        return x

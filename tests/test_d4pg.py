@@ -1,0 +1,294 @@
+"""D4PG: categorical projection by hand, targets, scanned updates, and probe problems whose
+analytic values the critic must reach (and a bandit whose best action the actor must find)."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import rlax
+
+import mjx_metamimic  # noqa: F401  (default XLA flags before jax use)
+from mjx_metamimic.agents import (
+    D4PG,
+    D4PGConfig,
+    MultiD4PG,
+    categorical_critic_loss,
+    follow_targets,
+    probes,
+    scan_sampled_updates,
+    scan_updates,
+)
+from mjx_metamimic.networks import NetworkConfig
+from mjx_metamimic.replay import NStepBatch, NStepReplay, ReplayConfig
+
+GAMMA = 0.9
+SMALL_MLP = NetworkConfig(inputs="features", torso_hidden=(64,), head_hidden=(64, 64))
+PROBE_CONFIG = D4PGConfig(
+    stream=probes.STREAM, network=SMALL_MLP, num_atoms=101, v_min=-2.0, v_max=8.0,
+    actor_lr=1e-3, critic_lr=1e-3, target_tau=0.01,
+)
+ACTIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+
+
+# ---------------------------------------------------------------- categorical projection
+
+
+def test_categorical_projection_hand_example():
+    support = jnp.array([0.0, 1.0, 2.0])
+    # Mass 0.4 at 0.5 splits evenly between atoms 0 and 1; mass 0.6 at 2.5 clips to atom 2.
+    projected = rlax.categorical_l2_project(jnp.array([0.5, 2.5]), jnp.array([0.4, 0.6]), support)
+    np.testing.assert_allclose(projected, [0.2, 0.2, 0.6], atol=1e-6)
+    # 0.25 sits a quarter of the way from atom 0 to atom 1.
+    projected = rlax.categorical_l2_project(jnp.array([0.25]), jnp.array([1.0]), support)
+    np.testing.assert_allclose(projected, [0.75, 0.25, 0.0], atol=1e-6)
+
+
+def test_categorical_critic_loss_hand_example():
+    atoms = jnp.array([0.0, 1.0, 2.0])
+    target_logits = jnp.array([[-1e9, 0.0, -1e9]] * 2)  # all target mass on atom 1
+    logits = jnp.log(jnp.array([[0.2, 0.3, 0.5]] * 2))
+    # Row 0: r=0.5, discount 1 -> target atoms shift to 1.5 -> {1: 0.5, 2: 0.5}.
+    # Row 1: discount 0 -> every target atom is r=0.5 -> {0: 0.5, 1: 0.5}.
+    loss = categorical_critic_loss(
+        logits, atoms, jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0]), target_logits
+    )
+    expected = [-(0.5 * np.log(0.3) + 0.5 * np.log(0.5)), -(0.5 * np.log(0.2) + 0.5 * np.log(0.3))]
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- targets
+
+
+def test_polyak_and_periodic_targets():
+    online, targets = {"w": jnp.full(3, 10.0)}, {"w": jnp.zeros(3)}
+    polyak = D4PGConfig(target_update="polyak", target_tau=0.1)
+    np.testing.assert_allclose(follow_targets(polyak, online, targets, 1)["w"], 1.0)
+    periodic = D4PGConfig(target_update="periodic", target_period=3)
+    for steps, expected in ((1, 0.0), (2, 0.0), (3, 10.0), (4, 0.0), (6, 10.0)):
+        got = follow_targets(periodic, online, targets, jnp.int32(steps))["w"]
+        np.testing.assert_allclose(got, expected, err_msg=f"steps={steps}")
+
+
+# ---------------------------------------------------------------- update mechanics
+
+
+def random_batch(key, batch_size=16) -> NStepBatch:
+    """One-step features batch for the probe learner (2-d obs, 1-d action)."""
+    obs_key, action_key, reward_key = jax.random.split(key, 3)
+    obs = {"proprio": jax.random.normal(obs_key, (batch_size, 2))}
+    return NStepBatch(
+        obs=obs,
+        action=jax.random.uniform(action_key, (batch_size, 1), minval=-1, maxval=1),
+        extras={},
+        returns={probes.STREAM: jax.random.normal(reward_key, (batch_size,))},
+        discounts={probes.STREAM: jnp.full((batch_size,), GAMMA)},
+        next_obs=obs,
+        next_extras={},
+    )
+
+
+@pytest.fixture(scope="module")
+def probe_learner():
+    learner = D4PG(PROBE_CONFIG, action_dim=1)
+    state = jax.jit(learner.init)(jax.random.key(0), {"proprio": jnp.zeros((2,))})
+    return learner, state
+
+
+def test_scanned_updates_equal_sequential_updates_without_retracing(probe_learner):
+    learner, state = probe_learner
+    batches = [random_batch(jax.random.key(i)) for i in range(3)]
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def update(state, batch):
+        return learner.update(state, batch)
+
+    sequential, losses = state, []
+    for batch in batches:
+        sequential, metrics = update(sequential, batch)
+        losses.append(metrics["critic_loss"])
+    chex.clear_trace_counter()
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *batches)
+    scanned, scan_metrics = jax.jit(functools.partial(scan_updates, learner.update))(
+        state, stacked
+    )
+    assert int(scanned.steps) == 3
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+        scanned.critic_params, sequential.critic_params,
+    )
+    np.testing.assert_allclose(scan_metrics["critic_loss"], np.mean(losses), rtol=1e-4)
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.actor_params,
+                         sequential.actor_params)
+    assert max(jax.tree.leaves(moved)) > 0
+
+
+def test_update_checks_goal_conditioning(probe_learner):
+    learner, state = probe_learner
+    batch = random_batch(jax.random.key(0))
+    with pytest.raises(ValueError, match="expects no goal"):
+        learner.update(state, batch, goal=batch.obs, next_goal=batch.obs)
+
+
+# ---------------------------------------------------------------- probe problems
+
+
+@pytest.fixture(scope="module")
+def probe_results():
+    """Trains the probe learner once per probe; one compiled function serves all probes."""
+    learner = D4PG(PROBE_CONFIG, action_dim=1)
+    replay = NStepReplay(ReplayConfig(capacity=4096, n_step=3, gamma=GAMMA, min_size=256), 16)
+    train = jax.jit(
+        functools.partial(
+            probes.train_on_probe, learner, replay, num_envs=16, iterations=400,
+            updates_per_iteration=4, batch_size=128,
+        )
+    )
+    results = {
+        name: train(jnp.int32(probes.probe_index(name)), jax.random.key(7))
+        for name in probes.PROBES
+    }
+    return learner, results
+
+
+def q_errors(learner, critic_params, name):
+    """|learned - analytic| Q over all steps, contexts and ACTIONS of probe ``name``."""
+    kind = probes.probe_index(name)
+    grid = [(t, c, a) for t in range(probes.HORIZONS[kind]) for c in (-1.0, 1.0) for a in ACTIONS]
+    t, c, a = (np.asarray(v) for v in zip(*grid, strict=True))
+    t, c, a = t.astype(np.int32), c.astype(np.float32), a[:, None].astype(np.float32)
+
+    @jax.jit
+    def evaluate(critic_params, kind, t, c, a):
+        obs = {"proprio": jax.vmap(probes.observation, (None, 0, 0))(kind, t, c)}
+        analytic = jax.vmap(probes.q_value, (None, 0, 0, 0, None))(kind, t, c, a, GAMMA)
+        return learner.q_mean(critic_params, obs, None, a), analytic
+
+    learned, analytic = evaluate(critic_params, jnp.int32(kind), t, c, a)
+    return np.abs(np.asarray(learned - analytic)), np.asarray(analytic)
+
+
+@pytest.mark.parametrize(
+    "name, tolerance",
+    [("constant", 0.05), ("observation", 0.05), ("two_step", 0.05), ("countdown", 0.1),
+     ("bandit", 0.3)],
+)
+def test_probe_critic_reaches_analytic_q(probe_results, name, tolerance):
+    learner, results = probe_results
+    state, metrics = results[name]
+    errors, analytic = q_errors(learner, state.critic_params, name)
+    assert errors.max() < tolerance, (errors.max(), errors)
+    assert errors.mean() < tolerance / 2
+    assert np.ptp(analytic) > 0 or name == "constant"
+    assert bool(jnp.isfinite(metrics["critic_loss"]))
+
+
+def expected_bandit_reward(actions_by_context: dict[float, float]) -> float:
+    return float(np.mean([1 - (a - probes.BANDIT_TARGET * c) ** 2
+                          for c, a in actions_by_context.items()]))
+
+
+def test_bandit_actor_moves_to_best_action(probe_results):
+    learner, results = probe_results
+    state, _ = results["bandit"]
+    initial = learner.init(jax.random.key(0), {"proprio": jnp.zeros((2,))})
+    kind = jnp.int32(probes.probe_index("bandit"))
+
+    def greedy(params):
+        contexts = jnp.array([-1.0, 1.0])
+        obs = {"proprio": jax.vmap(probes.observation, (None, None, 0))(kind, jnp.int32(0),
+                                                                         contexts)}
+        actions = learner.act(params, obs)[:, 0]
+        return {float(c): float(a) for c, a in zip(contexts, actions, strict=True)}
+
+    trained, start = greedy(state.actor_params), greedy(initial.actor_params)
+    for c, a in trained.items():
+        assert abs(a - probes.BANDIT_TARGET * c) < 0.1, trained
+    random_policy = 1 - (1 / 3 + probes.BANDIT_TARGET**2)  # E[1 - (a - c/2)^2], a ~ U[-1, 1]
+    assert expected_bandit_reward(trained) > 0.98
+    assert expected_bandit_reward(trained) > expected_bandit_reward(start) + 0.15
+    assert expected_bandit_reward(trained) > random_policy + 0.5
+
+
+# ---------------------------------------------------------------- two streams, one batch
+
+
+def goal_bandit_batch(key, batch_size=128):
+    """Imitation reward 1 - (a - g)^2 given a goal g; task reward 1 - (a - c/2)^2."""
+    context_key, goal_key, action_key = jax.random.split(key, 3)
+    c = jnp.where(jax.random.bernoulli(context_key, shape=(batch_size,)), 1.0, -1.0)
+    g = jnp.where(jax.random.bernoulli(goal_key, shape=(batch_size,)), 0.5, -0.5)
+    a = jax.random.uniform(action_key, (batch_size, 1), minval=-1, maxval=1)
+    ones = jnp.ones_like(c)
+    obs, goal = {"proprio": jnp.stack([c, ones], -1)}, {"proprio": jnp.stack([g, ones], -1)}
+    batch = NStepBatch(
+        obs=obs, action=a, extras={},
+        returns={"imitation": 1 - (a[:, 0] - g) ** 2, "task": 1 - (a[:, 0] - c / 2) ** 2},
+        discounts={"imitation": jnp.zeros_like(c), "task": jnp.zeros_like(c)},
+        next_obs=obs, next_extras={},
+    )
+    return batch, goal, goal
+
+
+def test_imitation_and_task_learners_share_batches():
+    common = dict(network=SMALL_MLP, num_atoms=51, v_min=-2.0, v_max=2.0, actor_lr=1e-3,
+                  critic_lr=1e-3)
+    multi = MultiD4PG({
+        "imitation": D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, **common), 1),
+        "task": D4PG(D4PGConfig(stream="task", **common), 1),
+    })
+    example = {"proprio": jnp.zeros((2,))}
+
+    @jax.jit
+    def train(key):
+        init_key, update_key = jax.random.split(key)
+        states = multi.init(init_key, example, example)
+        return scan_sampled_updates(
+            lambda s, x: multi.update(s, *x), goal_bandit_batch, states, update_key, 800
+        )
+
+    states, metrics = train(jax.random.key(3))
+    assert {f"train/{n}/critic_loss" for n in ("imitation", "task")} <= set(metrics)
+    assert all(bool(jnp.isfinite(v)) for v in metrics.values())
+    imitation, task = multi.learners["imitation"], multi.learners["task"]
+    for c in (-1.0, 1.0):
+        obs = {"proprio": jnp.array([c, 1.0])}
+        task_action = float(task.act(states["task"].actor_params, obs)[0])
+        assert abs(task_action - c / 2) < 0.1
+        for g in (-0.5, 0.5):
+            goal = {"proprio": jnp.array([g, 1.0])}
+            action = float(imitation.act(states["imitation"].actor_params, obs, goal)[0])
+            assert abs(action - g) < 0.1, (c, g, action)
+
+
+def test_pixel_learner_updates_with_goal_frames():
+    """The MetaMimic imitation learner at toy size: tiny ResNet over obs + goal uint8 frames."""
+    network = NetworkConfig(torso="tiny", torso_hidden=(16,), head_hidden=(16,))
+    learner = D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, network=network,
+                              num_atoms=11), 2)
+    pixel_key, goal_key = jax.random.split(jax.random.key(0))
+    obs = {"pixels": jax.random.randint(pixel_key, (4, 8, 8, 3), 0, 256).astype(jnp.uint8),
+           "proprio": jnp.ones((4, 3))}
+    goal = dict(obs, pixels=jax.random.randint(goal_key, (4, 8, 8, 3), 0, 256).astype(jnp.uint8))
+    batch = NStepBatch(
+        obs=obs, action=jnp.zeros((4, 2)), extras={}, returns={"imitation": jnp.ones(4)},
+        discounts={"imitation": jnp.full(4, 0.9)}, next_obs=obs, next_extras={},
+    )
+
+    @jax.jit
+    def init_and_update(key):
+        state = learner.init(key, obs, goal)
+        return state, learner.update(state, batch, goal, goal)
+
+    state, (new_state, metrics) = init_and_update(jax.random.key(1))
+    assert all(bool(jnp.isfinite(v)) for v in metrics.values())
+    assert int(new_state.steps) == 1
+    conv = "Encoder_0", "ResNetTorso_0", "Conv_0", "kernel"
+    old, new = state.critic_params["params"], new_state.critic_params["params"]
+    for name in conv:
+        old, new = old[name], new[name]
+    assert old.shape[2] == 6  # obs and goal frames channel-stacked
+    assert float(jnp.max(jnp.abs(new - old))) > 0

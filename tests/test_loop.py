@@ -1,0 +1,196 @@
+"""The fused training chunk: collection, replay, learning, resume, and the paper config."""
+
+import dataclasses
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mjx_metamimic import checkpoints, configs
+from mjx_metamimic.demos import DemoBank
+from mjx_metamimic.replay import ReplayConfig
+from mjx_metamimic.train import build
+from mjx_metamimic.train_config import ActorConfig, LearnerConfig, TrainConfig
+
+DEMO_STEPS = 24
+NUM_ENVS = 4
+STEPS_PER_CHUNK = 5
+
+
+def synthetic_bank(env, num_demos: int, steps: int, seed: int = 0) -> DemoBank:
+    """Demo-shaped rollouts of a smooth random policy (the loop's mechanics need no
+    successful demos; the demonstrator has its own tests)."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_demos)
+    states = jax.vmap(env.reset)(keys)
+    directions = jax.random.uniform(jax.random.PRNGKey(seed + 1), (num_demos, 7), minval=-0.5)
+
+    def step(states, _):
+        next_states = jax.vmap(env.step)(states, directions)
+        return next_states, (next_states.obs, next_states.reward)
+
+    _, (obs, reward) = jax.lax.scan(step, states, None, length=steps - 1)
+    first = jax.tree.map(lambda x: x[None], states.obs)
+    obs = jax.tree.map(lambda a, b: jnp.swapaxes(jnp.concatenate([a, b]), 0, 1), first, obs)
+    reward = jnp.swapaxes(jnp.concatenate([jnp.zeros((1, num_demos)), reward]), 0, 1)
+    image = obs.get("pixels", jnp.zeros((num_demos, steps, 1, 1, 3), jnp.uint8))
+    return DemoBank(
+        frames=image,
+        proprio=obs["proprio"],
+        features=obs["features"],
+        task_reward=reward,
+        lengths=jnp.full((num_demos,), steps, jnp.int32),
+        init_state=jax.vmap(env.sim_state)(states),
+    )
+
+
+def tiny_config(**changes) -> TrainConfig:
+    base = configs.load(TrainConfig, "features")
+    return dataclasses.replace(
+        base,
+        actors=ActorConfig(num_envs=NUM_ENVS, steps_per_chunk=STEPS_PER_CHUNK, noise_std=0.1),
+        learner=dataclasses.replace(
+            base.learner,
+            batch_size=16,
+            updates_per_chunk=2,
+            network=dataclasses.replace(
+                base.learner.network, torso_hidden=(32,), head_hidden=(32,)
+            ),
+        ),
+        replay=ReplayConfig(capacity=400, n_step=3, gamma=0.9, min_size=40),
+        **changes,
+    )
+
+
+@pytest.fixture(scope="module")
+def setup():
+    config = tiny_config()
+    algo = build(config)
+    bank = jax.jit(lambda: synthetic_bank(algo.env, 3, DEMO_STEPS))()
+    init = jax.jit(algo.init)
+    traces = []
+
+    def counted_chunk(state, bank):
+        traces.append(1)
+        return algo.train_chunk(state, bank)
+
+    chunk = jax.jit(counted_chunk)  # not donated here: tests reuse states
+    return config, algo, bank, init, chunk, traces
+
+
+def run_chunks(chunk, state, bank, n):
+    metrics = []
+    for _ in range(n):
+        state, m = chunk(state, bank)
+        metrics.append(jax.device_get(m))
+    return state, metrics
+
+
+def test_chunk_collects_stores_and_learns(setup):
+    config, algo, bank, init, chunk, _ = setup
+    state = init(jax.random.PRNGKey(0), bank)
+    assert int(algo.replay.size(state.replay)) == 0
+    state, metrics = run_chunks(chunk, state, bank, 3)
+    per_chunk = NUM_ENVS * STEPS_PER_CHUNK
+    assert [int(m["train/replay_size"]) for m in metrics] == [
+        per_chunk,
+        2 * per_chunk,
+        3 * per_chunk,
+    ]
+    assert int(state.env_steps) == 3 * per_chunk
+    # min_size (40) is reached after the second chunk: only then do updates run.
+    assert [int(m["train/updates"]) for m in metrics] == [0, 2, 4]
+    for m in metrics:
+        for name, value in m.items():
+            assert np.all(np.isfinite(value)), name
+    assert float(metrics[-1]["train/imitation/critic_loss"]) > 0
+    assert 0.0 <= float(metrics[-1]["train/actor/imitation_reward"]) <= 1.0
+
+
+def test_learning_changes_parameters(setup):
+    config, algo, bank, init, chunk, _ = setup
+    state = init(jax.random.PRNGKey(1), bank)
+    before = jax.device_get(state.learners)
+    state, _ = run_chunks(chunk, state, bank, 3)
+    for name in ("imitation", "task"):
+        diff = jax.tree.map(
+            lambda a, b: float(jnp.max(jnp.abs(a - b))),
+            before[name].actor_params,
+            state.learners[name].actor_params,
+        )
+        assert max(jax.tree.leaves(diff)) > 0, name
+
+
+def test_episodes_end_with_the_demo_and_restart(setup):
+    config, algo, bank, init, chunk, _ = setup
+    state = init(jax.random.PRNGKey(2), bank)
+    seen_t = []
+    for _ in range(7):  # 35 steps per env > one demo of 24 steps
+        state, _ = chunk(state, bank)
+        seen_t.append(np.asarray(state.t))
+    seen_t = np.stack(seen_t)
+    assert seen_t.max() <= DEMO_STEPS - 2  # the last transition reaches frame T-1
+    assert np.any(np.diff(seen_t, axis=0) < 0)  # some env restarted a demo
+
+
+def test_chunk_does_not_retrace(setup):
+    # Every test in this module shares one compiled chunk: fresh, stepped and restored
+    # states all hit the same compilation.
+    config, algo, bank, init, chunk, traces = setup
+    state = init(jax.random.PRNGKey(3), bank)
+    run_chunks(chunk, state, bank, 3)
+    assert len(traces) == 1
+
+
+def test_resume_from_checkpoint_reproduces_next_metrics(setup, tmp_path: Path):
+    config, algo, bank, init, chunk, _ = setup
+    state = init(jax.random.PRNGKey(4), bank)
+    state, _ = run_chunks(chunk, state, bank, 3)
+    mgr = checkpoints.manager(tmp_path)
+    checkpoints.save(mgr, 3, state)
+    _, expected = run_chunks(chunk, state, bank, 2)
+
+    fresh = init(jax.random.PRNGKey(99), bank)  # structure only
+    step, restored = checkpoints.restore_latest(checkpoints.manager(tmp_path), fresh)
+    assert step == 3
+    _, resumed = run_chunks(chunk, restored, bank, 2)
+    for a, b in zip(expected, resumed, strict=True):
+        chex.assert_trees_all_equal(a, b)
+
+
+def test_paper_config_builds_and_traces_at_tiny_scale():
+    paper = configs.load(TrainConfig, "paper")
+    config = dataclasses.replace(
+        paper,
+        image_size=16,
+        demos=dataclasses.replace(paper.demos, image_size=16),
+        actors=dataclasses.replace(paper.actors, num_envs=2, steps_per_chunk=2),
+        learner=dataclasses.replace(paper.learner, batch_size=2, updates_per_chunk=1),
+        replay=ReplayConfig(capacity=64, n_step=3, min_size=8),
+    )
+    assert config.learner.network.torso == "paper"
+    algo = build(config)
+    bank = jax.eval_shape(lambda: synthetic_bank(algo.env, 2, 8))
+    state = jax.eval_shape(algo.init, jax.random.PRNGKey(0), bank)
+    new_state, metrics = jax.eval_shape(algo.train_chunk, state, bank)
+    assert new_state.replay.experience["obs"]["pixels"].shape == (2, 32, 16, 16, 3)
+    assert new_state.replay.experience["obs"]["pixels"].dtype == jnp.uint8
+    assert "train/imitation/critic_loss" in metrics
+
+
+def test_impossible_configs_are_rejected():
+    with pytest.raises(ValueError, match="pixels_weight"):
+        tiny_config(
+            imitation_reward=dataclasses.replace(
+                configs.load(TrainConfig, "features").imitation_reward, pixels_weight=0.5
+            )
+        )
+    with pytest.raises(ValueError, match="num_envs"):
+        dataclasses.replace(tiny_config(), actors=ActorConfig(num_envs=0))
+    with pytest.raises(ValueError, match="inputs='pixels'"):
+        dataclasses.replace(
+            tiny_config(),
+            learner=LearnerConfig(),  # pixels network, but the features config has no pixels
+        )
