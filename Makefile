@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/mjx-metamimic rollout --num-envs 16 --steps 200
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15 --nbmake tests notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("mjx_metamimic.render.cli:main", "render what the agent sees to a PNG or video"),
     "demos": ("mjx_metamimic.demos.cli:main", "generate a demonstration dataset"),
     "train": ("mjx_metamimic.train:main", "train MetaMimic from a named config (--config cpu)"),
+    "eval": ("mjx_metamimic.eval_cli:main", "evaluate a run on held-out demos (--run RUN_DIR)"),
     "bench": ("mjx_metamimic.bench:main", "benchmarks: env, render, learner, demos"),
 }
 
