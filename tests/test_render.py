@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mujoco import mjx
 
-from mjx_metamimic.bench.render_bench import add_cubes
+from mjx_metamimic.bench.render_bench import add_cubes, host_datas
 from mjx_metamimic.envs.scene import scene_path
 from mjx_metamimic.render import Renderer, UnsupportedSceneError
 from mjx_metamimic.render.reference import ReferenceUnavailable, render_reference
@@ -55,13 +55,7 @@ def sample_qpos(model: mujoco.MjModel, n: int, seed: int = 0) -> np.ndarray:
 
 def mjx_batch(model: mujoco.MjModel, qpos: np.ndarray):
     """Batched mjx.Data with kinematics and cameras computed by MuJoCo C."""
-    datas = []
-    for q in qpos:
-        data = mujoco.MjData(model)
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        mujoco.mj_camlight(model, data)
-        datas.append(mjx.put_data(model, data))
+    datas = [mjx.put_data(model, data) for data in host_datas(model, qpos)]
     return jax.tree.map(lambda *x: jnp.stack(x), *datas)
 
 

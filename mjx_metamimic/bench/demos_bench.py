@@ -13,10 +13,10 @@ from rich.table import Table
 
 from mjx_metamimic import envs
 from mjx_metamimic.bench.common import time_calls, write_json
+from mjx_metamimic.bench.env_bench import mjx_steps_per_second
 from mjx_metamimic.demos.demonstrator import Demonstrator
 from mjx_metamimic.demos.generate import Recorder, episode_ends, layout_seeds
 from mjx_metamimic.envs.batching import default_chunk_size
-from mjx_metamimic.envs.rollout import make_rollout_fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,21 +52,6 @@ def time_recording(recorder: Recorder, args: DemosBenchArgs) -> dict:
     return {"first_call_s": first_call, "call_s": seconds, "successes": int(success.sum())}
 
 
-def physics_steps_per_second(env, batch: int, args: DemosBenchArgs) -> float:
-    """Control steps/s of the env alone (random actions, no demonstrator, no rendering)."""
-    key = jax.random.PRNGKey(0)
-    states = jax.jit(jax.vmap(env.reset))(jax.random.split(key, batch))
-    rollout = make_rollout_fn(env, batch, args.baseline_steps_per_call, "random")
-    carry = {"states": states, "key": key}
-
-    def call():
-        carry["states"], carry["key"], rewards, _ = rollout(carry["states"], carry["key"])
-        return rewards
-
-    call()  # compile
-    return batch * args.baseline_steps_per_call / time_calls(call, args.baseline_seconds)
-
-
 def main(argv: list[str]) -> int:
     """Runs the demos benchmark, prints a table and writes JSON."""
     args = tyro.cli(DemosBenchArgs, args=argv, prog="mjx-metamimic bench demos")
@@ -78,7 +63,9 @@ def main(argv: list[str]) -> int:
     console.print(f"[bold]demos bench[/] backend={jax.default_backend()} chunk={chunk}")
     rows = []
     for batch in args.batch_sizes:
-        physics = physics_steps_per_second(env, batch, args)
+        physics = mjx_steps_per_second(
+            env, batch, args.baseline_steps_per_call, args.baseline_seconds
+        )
         bound = physics / args.max_steps  # demos/s if recording cost only the physics
         console.print(f"batch {batch:>4}: physics-only {physics:,.0f} control steps/s")
         for rendering, recording_env in recording_envs.items():

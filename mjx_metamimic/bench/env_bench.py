@@ -65,11 +65,13 @@ def mujoco_c_steps_per_second(env, args: EnvBenchArgs, seed: int = 0) -> float:
     return args.baseline_trajectories * args.baseline_steps / seconds
 
 
-def mjx_steps_per_second(env, batch: int, args: EnvBenchArgs, seed: int = 0) -> float:
+def mjx_steps_per_second(
+    env, batch: int, steps_per_call: int, seconds: float, seed: int = 0
+) -> float:
     """Control steps/s of the jitted env at ``batch`` envs, random actions."""
     key = jax.random.PRNGKey(seed)
     states = jax.jit(jax.vmap(env.reset))(jax.random.split(key, batch))
-    rollout = make_rollout_fn(env, batch, args.steps_per_call, "random")
+    rollout = make_rollout_fn(env, batch, steps_per_call, "random")
     carry = {"states": states, "key": key}
 
     def call():
@@ -77,8 +79,7 @@ def mjx_steps_per_second(env, batch: int, args: EnvBenchArgs, seed: int = 0) -> 
         return rewards
 
     call()  # compile
-    seconds = time_calls(call, args.seconds)
-    return batch * args.steps_per_call / seconds
+    return batch * steps_per_call / time_calls(call, seconds)
 
 
 def main(argv: list[str]) -> int:
@@ -93,7 +94,7 @@ def main(argv: list[str]) -> int:
     console.print(f"MuJoCo C rollout ({os.cpu_count()} threads): {baseline:,.0f} control steps/s")
     rows = []
     for batch in args.batch_sizes:
-        sps = mjx_steps_per_second(env, batch, args)
+        sps = mjx_steps_per_second(env, batch, args.steps_per_call, args.seconds)
         rows.append({"batch": batch, "steps_per_s": sps, "ratio_vs_mujoco_c": sps / baseline})
         console.print(f"  batch {batch:>4}: {sps:,.0f} control steps/s ({sps / baseline:.3f}x C)")
     table = Table(title="stacking env: control steps/s (10 physics substeps each)")
