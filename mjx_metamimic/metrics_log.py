@@ -8,29 +8,43 @@ from tensorboardX import SummaryWriter
 
 
 class MetricsLog:
-    """Appends one row of scalar metrics per call to ``metrics.csv`` and TensorBoard.
+    """Appends one row of scalar metrics per call to ``<name>.csv`` and TensorBoard.
+
+    Every row of one log has the same metrics (e.g. one log for training, one for
+    evaluation).
 
     Args:
       run_dir: the run directory; files are appended to when resuming.
+      name: the log's name (CSV file stem and TensorBoard subdirectory).
     """
 
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / "metrics.csv"
-        self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+    def __init__(self, run_dir: Path, name: str = "metrics"):
+        self.path = run_dir / f"{name}.csv"
+        self.tensorboard = SummaryWriter(str(run_dir / "tensorboard" / name))
         self.columns: list[str] | None = None
         if self.path.exists():
             with self.path.open() as f:
                 self.columns = next(csv.reader(f), None)
 
     def write(self, step: int, metrics: dict) -> dict[str, float]:
-        """Logs ``metrics`` (scalars or 0-d arrays) at env step ``step``; returns them as floats."""
+        """Logs ``metrics`` (scalars or 0-d arrays) at env step ``step``; returns the row.
+
+        Raises:
+          ValueError: the metrics differ from the ones this log started with.
+        """
         row = {"env_steps": float(step), **{k: float(np.asarray(v)) for k, v in metrics.items()}}
         if self.columns is None:
             self.columns = list(row)
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
+        if set(row) != set(self.columns):
+            raise ValueError(
+                f"{self.path.name}: row metrics differ from the header's: "
+                f"new {sorted(set(row) - set(self.columns))}, "
+                f"missing {sorted(set(self.columns) - set(row))}"
+            )
         with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([row.get(c, "") for c in self.columns])
+            csv.writer(f).writerow([row[c] for c in self.columns])
         for name, value in row.items():
             if name != "env_steps":
                 self.tensorboard.add_scalar(name, value, step)
@@ -43,7 +57,7 @@ class MetricsLog:
             return {}
         with self.path.open() as f:
             rows = list(csv.DictReader(f))
-        return {c: np.array([float(r[c]) if r[c] else np.nan for r in rows]) for c in rows[0]}
+        return {c: np.array([float(r[c]) for r in rows]) for c in rows[0]}
 
     def close(self) -> None:
         self.tensorboard.close()

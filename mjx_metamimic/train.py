@@ -3,8 +3,8 @@
   mjx-metamimic train --config cpu [--<field> value ...]
   mjx-metamimic train --resume runs/cpu-20261124-101500
 
-The run directory holds config.json, metrics.csv, tensorboard/, checkpoints/ and, at the
-end, eval.json and learning curves. Demonstrations are generated first if the configured
+The run directory holds config.json, metrics.csv, eval.csv, tensorboard/, checkpoints/ and, at the
+end, eval.json and learning_curves.png. Demonstrations are generated first if the configured
 dataset does not exist. Ctrl-C writes a final checkpoint.
 """
 
@@ -23,6 +23,7 @@ from mjx_metamimic import checkpoints, configs, demos, envs
 from mjx_metamimic.evaluate import evaluate
 from mjx_metamimic.loop import MetaMimic
 from mjx_metamimic.metrics_log import MetricsLog
+from mjx_metamimic.plots import learning_curves
 from mjx_metamimic.train_config import TrainConfig
 
 CONFIG_FILE = "config.json"
@@ -97,6 +98,7 @@ class Trainer:
         self.algo = build(config)
         self.banks = load_banks(config)
         self.log = MetricsLog(run_dir)
+        self.eval_log = MetricsLog(run_dir, "eval")
         self.ckpt = checkpoints.manager(run_dir)
         self.chunk = jax.jit(self.algo.train_chunk, donate_argnums=0)
 
@@ -151,12 +153,16 @@ class Trainer:
         final = self.evaluate(state, int(state.chunks))
         (self.run_dir / "eval.json").write_text(json.dumps(final, indent=2))
         self.log.close()
+        self.eval_log.close()
+        plot = learning_curves(self.log.read(), self.run_dir / "learning_curves.png")
+        if plot is not None:
+            self.console.print(f"learning curves: {plot}")
         return final
 
     def evaluate(self, state, chunk: int) -> dict:
         key = jax.random.PRNGKey(self.config.run.seed + 1)
         results = evaluate(self.algo, state.learners, self.banks["validation"], key)
-        self.log.write(int(state.env_steps), results)
+        self.eval_log.write(int(state.env_steps), results)
         agent = {k.split("/")[-1]: v for k, v in results.items() if k.startswith("eval/agent/")}
         self.console.print(
             f"eval @ chunk {chunk}: "
