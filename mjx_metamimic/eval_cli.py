@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mjx_metamimic import checkpoints, demos
-from mjx_metamimic.evaluate import POLICIES, evaluate
+from mjx_metamimic.evaluate import POLICIES, Evaluator
 from mjx_metamimic.train import build, load_run_config
 
 
@@ -47,9 +47,8 @@ def main(argv: list[str]) -> int:
     state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
     step, state = checkpoints.restore_latest(checkpoints.manager(args.run), state)
     console.print(f"evaluating {args.run} (chunk {step}) on {bank.num_demos} {args.split} demos")
-    results = evaluate(
-        algo, state.learners, bank, jax.random.PRNGKey(args.seed), args.policy, args.task_episodes
-    )
+    evaluator = Evaluator(algo, args.task_episodes)
+    results = evaluator(state.learners, bank, jax.random.PRNGKey(args.seed), args.policy)
     table = Table(title=f"one-shot evaluation ({args.split} demos)")
     table.add_column("metric")
     for policy in args.policy:

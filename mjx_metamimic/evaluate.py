@@ -110,52 +110,63 @@ def demo_reference(bank: DemoBank) -> dict[str, float]:
     }
 
 
-def evaluate(
-    algo: MetaMimic,
-    learners,
-    bank: DemoBank,
-    key: jax.Array,
-    policies: tuple[str, ...] = POLICIES,
-    num_task_episodes: int = 16,
-) -> dict[str, float]:
-    """One-shot imitation of every demo in ``bank`` and task episodes, per policy.
+class Evaluator:
+    """Compiled evaluation of a run: one-shot imitation of every demo in a bank and task
+    episodes from fresh layouts, for each policy.
 
-    Returns:
-      Flat metrics ``eval/<policy>/<name>``: imitation reward (and terms), joint error
-      (rad), tracked-to-end fraction, final block error (m), ended-stacked fraction, task
-      return normalised by the demos', task success rate and steps to stack (also the
-      demos' ``eval/demos/...`` reference values).
+    Parameters and demos are arguments of the jitted functions (not constants baked into
+    them), so repeated evaluations during training reuse one compilation per policy.
+
+    Args:
+      algo: the run's algorithm.
+      num_task_episodes: fresh layouts per policy for the task policy.
     """
-    reference = demo_reference(bank)
-    results = {f"eval/demos/{k}": v for k, v in reference.items()}
-    imitation_params = learners["imitation"].actor_params
-    task_params = learners["task"].actor_params if "task" in learners else None
-    demo_ids = jnp.arange(bank.num_demos, dtype=jnp.int32)
-    for policy in policies:
-        key, key_im, key_task = jax.random.split(key, 3)
-        imitate = jax.jit(
-            batched(
-                lambda i, k, p=policy: imitation_episode(algo, p, imitation_params, bank, i, k),
-                algo.chunk_size,
+
+    def __init__(self, algo: MetaMimic, num_task_episodes: int = 16):
+        self.algo = algo
+        self.num_task_episodes = num_task_episodes
+        self._imitate = jax.jit(self._imitate_all, static_argnums=0)
+        self._task = jax.jit(self._task_all, static_argnums=(0, 3))
+
+    def _imitate_all(self, policy, params, bank, keys):
+        ids = jnp.arange(bank.num_demos, dtype=jnp.int32)
+        episode = lambda i, k: imitation_episode(self.algo, policy, params, bank, i, k)
+        return batched(episode, self.algo.chunk_size)(ids, keys)
+
+    def _task_all(self, policy, params, keys, num_steps):
+        episode = lambda k: task_episode(self.algo, policy, params, k, num_steps)
+        return batched(episode, self.algo.chunk_size)(keys)
+
+    def __call__(
+        self, learners, bank: DemoBank, key: jax.Array, policies: tuple[str, ...] = POLICIES
+    ) -> dict[str, float]:
+        """Evaluates ``learners`` (name -> D4PGState) on ``bank`` for each policy.
+
+        Returns:
+          Flat metrics ``eval/<policy>/<name>``: imitation reward (and terms), joint error
+          (rad), tracked-to-end fraction, final block error (m), ended-stacked fraction, task
+          return normalised by the demos', task success rate and steps to stack (also the
+          demos' ``eval/demos/...`` reference values).
+        """
+        reference = demo_reference(bank)
+        results = {f"eval/demos/{k}": v for k, v in reference.items()}
+        imitation_params = learners["imitation"].actor_params
+        task_params = learners["task"].actor_params if "task" in learners else None
+        for policy in policies:
+            key, key_im, key_task = jax.random.split(key, 3)
+            keys = jax.random.split(key_im, bank.num_demos)
+            im = jax.device_get(self._imitate(policy, imitation_params, bank, keys))
+            summary = {k: float(np.mean(v)) for k, v in im.items()}
+            summary["task_return_normalised"] = summary.pop("task_return") / max(
+                reference["task_return"], 1e-6
             )
-        )
-        im = jax.device_get(imitate(demo_ids, jax.random.split(key_im, bank.num_demos)))
-        summary = {k: float(np.mean(v)) for k, v in im.items()}
-        summary["task_return_normalised"] = summary.pop("task_return") / max(
-            reference["task_return"], 1e-6
-        )
-        if policy != "agent" or task_params is not None:
-            run_task = jax.jit(
-                batched(
-                    lambda k, p=policy: task_episode(algo, p, task_params, k, bank.max_steps),
-                    algo.chunk_size,
+            if policy != "agent" or task_params is not None:
+                keys = jax.random.split(key_task, self.num_task_episodes)
+                task = jax.device_get(self._task(policy, task_params, keys, bank.max_steps))
+                summary["task_success"] = float(np.mean(task["success"]))
+                solved = task["success"] > 0
+                summary["task_steps_to_stack"] = (
+                    float(np.mean(task["steps_to_stack"][solved])) if solved.any() else float("nan")
                 )
-            )
-            task = jax.device_get(run_task(jax.random.split(key_task, num_task_episodes)))
-            summary["task_success"] = float(np.mean(task["success"]))
-            solved = task["success"] > 0
-            summary["task_steps_to_stack"] = (
-                float(np.mean(task["steps_to_stack"][solved])) if solved.any() else float("nan")
-            )
-        results.update({f"eval/{policy}/{k}": v for k, v in summary.items()})
-    return results
+            results.update({f"eval/{policy}/{k}": v for k, v in summary.items()})
+        return results

@@ -20,7 +20,7 @@ import tyro
 from rich.console import Console
 
 from mjx_metamimic import checkpoints, configs, demos, envs
-from mjx_metamimic.evaluate import evaluate
+from mjx_metamimic.evaluate import Evaluator
 from mjx_metamimic.loop import MetaMimic
 from mjx_metamimic.metrics_log import MetricsLog
 from mjx_metamimic.plots import learning_curves
@@ -101,6 +101,7 @@ class Trainer:
         self.eval_log = MetricsLog(run_dir, "eval")
         self.ckpt = checkpoints.manager(run_dir)
         self.chunk = jax.jit(self.algo.train_chunk, donate_argnums=0)
+        self.evaluator = Evaluator(self.algo)
 
     def initial_state(self, resume: bool):
         """A fresh state, or the latest checkpoint's when resuming.
@@ -161,7 +162,7 @@ class Trainer:
 
     def evaluate(self, state, chunk: int) -> dict:
         key = jax.random.PRNGKey(self.config.run.seed + 1)
-        results = evaluate(self.algo, state.learners, self.banks["validation"], key)
+        results = self.evaluator(state.learners, self.banks["validation"], key)
         self.eval_log.write(int(state.env_steps), results)
         agent = {k.split("/")[-1]: v for k, v in results.items() if k.startswith("eval/agent/")}
         self.console.print(
