@@ -187,16 +187,31 @@ def parse(argv: list[str]) -> tuple[TrainConfig, Path, bool]:
     config = tyro.cli(
         TrainConfig, default=default, args=rest, prog="mjx-metamimic train", description=description
     )
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return config, config.run.out_dir / f"{config.name}-{stamp}", False
+    return config, config.run.out_dir / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}", False
+
+
+def create_run_dir(path: Path) -> Path:
+    """Creates a new, empty run directory at ``path`` (``path-2``, ``-3``, ... when taken).
+
+    Creation is atomic, so runs started in the same second never share a directory.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, suffix = path, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            suffix += 1
+            candidate = path.with_name(f"{path.name}-{suffix}")
 
 
 def main(argv: list[str]) -> int:
     """Runs ``mjx-metamimic train``."""
     console = Console()
     config, run_dir, resume = parse(argv)
-    run_dir.mkdir(parents=True, exist_ok=resume)
     if not resume:
+        run_dir = create_run_dir(run_dir)
         save_config(config, run_dir)
     console.print(f"[bold]run directory[/] {run_dir}")
     ensure_demos(config, console)

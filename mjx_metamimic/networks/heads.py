@@ -28,27 +28,36 @@ def observation_vectors(obs: Observation) -> jax.Array:
 class Encoder(nn.Module):
     """Maps an observation (and an optional goal) to an embedding.
 
+    The vector parts enter as [obs, goal, scale * (goal - obs)] (just obs without a goal),
+    followed by the action for critics.
     Pixels: the observation and goal frames are channel-stacked, scaled to [0, 1], passed
-    through the residual torso, and joined with both vector parts, then ``torso_hidden``
-    dense layers. Features: ``torso_hidden`` dense layers over [obs, goal, goal - obs].
+    through the residual torso, and joined with the vectors, then ``torso_hidden`` dense
+    layers. Features: ``torso_hidden`` dense layers over the vectors alone.
     """
 
     config: NetworkConfig
 
     @nn.compact
-    def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
+    def __call__(
+        self,
+        obs: Observation,
+        goal: Observation | None = None,
+        action: jax.Array | None = None,
+    ) -> jax.Array:
         """Returns the embedding: (..., torso_hidden[-1]) float32."""
         vectors = observation_vectors(obs)  # (..., V)
         batch_shape = vectors.shape[:-1]
+        if goal is not None:
+            goal_vectors = observation_vectors(goal)
+            difference = self.config.goal_difference_scale * (goal_vectors - vectors)
+            vectors = jnp.concatenate([vectors, goal_vectors, difference], -1)
+        if action is not None:
+            vectors = jnp.concatenate([vectors, action], -1)
         if self.config.inputs == "features":
-            if goal is not None:
-                goal_vectors = observation_vectors(goal)
-                vectors = jnp.concatenate([vectors, goal_vectors, goal_vectors - vectors], -1)
             return LayerNormMLP(self.config.torso_hidden)(vectors)
         frames = obs["pixels"]  # (..., H, W, 3) uint8
         if goal is not None:
             frames = jnp.concatenate([frames, goal["pixels"]], axis=-1)  # (..., H, W, 6)
-            vectors = jnp.concatenate([vectors, observation_vectors(goal)], axis=-1)
         x = frames.astype(jnp.float32) / 255.0
         x = x.reshape((-1, *x.shape[-3:]))  # (N, H, W, C)
         torso = ResNetTorso(PRESETS[self.config.torso], self.config.norm, self.config.norm_groups)
@@ -72,8 +81,9 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Categorical critic Q(o, [g], a): logits over a fixed support; the action joins after
-    the torso."""
+    """Categorical critic Q(o, [g], a): logits over a fixed support. The action joins the
+    vector inputs of the dense torso (after the conv stack for pixels), so every dense layer
+    can model how the value depends on it."""
 
     config: NetworkConfig
     num_atoms: int
@@ -83,6 +93,6 @@ class Critic(nn.Module):
         self, obs: Observation, goal: Observation | None, action: jax.Array
     ) -> jax.Array:
         """Returns logits: (..., num_atoms) float32."""
-        embedding = Encoder(self.config)(obs, goal)
-        h = LayerNormMLP(self.config.head_hidden)(jnp.concatenate([embedding, action], -1))
+        embedding = Encoder(self.config)(obs, goal, action)
+        h = LayerNormMLP(self.config.head_hidden)(embedding)
         return nn.Dense(self.num_atoms, kernel_init=nn.initializers.normal(1e-3))(h)
