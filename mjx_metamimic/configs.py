@@ -47,8 +47,11 @@ def _dataclass_type(tp: Any) -> type | None:
     return None
 
 
-def from_dict(cls: type, values: dict, where: str = "") -> Any:
-    """Builds dataclass ``cls`` from nested ``values`` over its defaults.
+def from_dict(cls: type, values: dict, where: str = "", base: Any = None) -> Any:
+    """Builds dataclass ``cls`` from nested ``values`` over ``base`` (default: ``cls()``).
+
+    A nested table overrides only its own keys of the enclosing default's value (e.g.
+    ``[learner.imitation]`` keeps the imitation learner's goal conditioning and support).
 
     Raises:
       ConfigError: naming the dotted key that is unknown or has the wrong form.
@@ -60,11 +63,14 @@ def from_dict(cls: type, values: dict, where: str = "") -> Any:
         raise ConfigError(
             f"unknown key(s) {[where + k for k in unknown]}; valid keys here: {sorted(fields)}"
         )
+    base = cls() if base is None else base
     kwargs = {}
     for name, value in values.items():
         sub = _dataclass_type(hints[name])
         if sub is not None and isinstance(value, dict):
-            kwargs[name] = from_dict(sub, value, f"{where}{name}.")
+            current = getattr(base, name)
+            sub_base = current if dataclasses.is_dataclass(current) else None
+            kwargs[name] = from_dict(sub, value, f"{where}{name}.", sub_base)
         elif isinstance(value, dict):
             raise ConfigError(f"{where}{name} is not a table in this config")
         elif hints[name] is Path:
@@ -72,7 +78,7 @@ def from_dict(cls: type, values: dict, where: str = "") -> Any:
         else:
             kwargs[name] = tuple(value) if isinstance(value, list) else value
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs)
     except (TypeError, ValueError) as error:
         table = where.rstrip(".") or "top level"
         raise ConfigError(f"invalid value in [{table}]: {error}") from error

@@ -21,8 +21,11 @@ from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.batching import batched, default_chunk_size
 from mjx_metamimic.envs.stack import StackEnv
 from mjx_metamimic.imitation import imitation_reward
+from mjx_metamimic.networks import InputScales, observation_vectors, set_input_scales
 from mjx_metamimic.replay import NStepReplay, ReplayState
 from mjx_metamimic.train_config import TrainConfig
+
+PARAM_FIELDS = ("actor_params", "critic_params", "target_actor_params", "target_critic_params")
 
 
 @flax.struct.dataclass
@@ -43,6 +46,23 @@ class TrainState:
 def select_obs(obs: dict, keys: tuple[str, ...]) -> dict:
     """The observation parts the networks see (e.g. no privileged features with pixels)."""
     return {k: obs[k] for k in keys}
+
+
+def demo_input_scales(bank: DemoBank, obs_keys: tuple[str, ...], floor: float = 0.01):
+    """Standardisation of the networks' vector inputs, measured on the demos.
+
+    Observations and goals: mean and std over every demo step. goal - obs: the RMS of the
+    demos' one-step change (the goal is one step ahead), so a tracking error of one typical
+    step reads as ~1. Stds below ``floor`` (near-constant parts) are raised to it.
+    """
+    parts = {"proprio": bank.proprio, "features": bank.features}
+    vectors = observation_vectors({k: parts[k] for k in obs_keys if k in parts})  # (N, T, V)
+    valid = (jnp.arange(vectors.shape[1])[None] < bank.lengths[:, None])[..., None]
+    mean = jnp.sum(vectors * valid, (0, 1)) / jnp.sum(valid)
+    std = jnp.sqrt(jnp.sum(jnp.square(vectors - mean) * valid, (0, 1)) / jnp.sum(valid))
+    steps = (vectors[:, 1:] - vectors[:, :-1]) * valid[:, 1:]
+    step_rms = jnp.sqrt(jnp.sum(jnp.square(steps), (0, 1)) / jnp.sum(valid[:, 1:]))
+    return InputScales(mean, jnp.maximum(std, floor), jnp.maximum(step_rms, floor))
 
 
 class MetaMimic:
@@ -220,6 +240,16 @@ class MetaMimic:
         one_obs = select_obs(jax.tree.map(lambda x: x[0], env_state.obs), self.config.obs_keys)
         goal = self.goal(bank, demo_idx[0], jnp.zeros((), jnp.int32))
         learners = self.learners.init(key_learn, one_obs, goal)
+        scales = demo_input_scales(bank, self.config.obs_keys)
+        learners = {
+            name: learner.replace(
+                **{
+                    field: set_input_scales(getattr(learner, field), scales)
+                    for field in PARAM_FIELDS
+                }
+            )
+            for name, learner in learners.items()
+        }
         example_step = {
             "obs": one_obs,
             "action": jnp.zeros(self.env.action_size),

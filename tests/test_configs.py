@@ -61,3 +61,14 @@ def test_run_config_round_trips_through_json(tmp_path):
     )
     save_config(changed, tmp_path)
     assert load_run_config(tmp_path) == changed
+
+
+def test_nested_table_overrides_only_its_keys(tmp_path):
+    path = tmp_path / "tuned.toml"
+    path.write_text('[learner.imitation]\nactor_lr = 3e-4\n\n[learner.task]\nv_max = 10.0\n')
+    config = configs.load(TrainConfig, str(path))
+    default = TrainConfig()
+    assert config.learner.imitation == dataclasses.replace(
+        default.learner.imitation, actor_lr=3e-4
+    )  # still the goal-conditioned imitation learner on its own support
+    assert config.learner.task == dataclasses.replace(default.learner.task, v_max=10.0)

@@ -3,7 +3,14 @@ torso, a deterministic tanh policy and a categorical critic."""
 
 from mjx_metamimic.networks.config import PRESETS, NetworkConfig, Stage, num_conv_layers
 from mjx_metamimic.networks.conv import Conv, conv2d_same
-from mjx_metamimic.networks.heads import Actor, Critic, Encoder, observation_vectors
+from mjx_metamimic.networks.heads import (
+    Actor,
+    Critic,
+    Encoder,
+    InputScales,
+    observation_vectors,
+    set_input_scales,
+)
 from mjx_metamimic.networks.stats import (
     NetworkStats,
     count_params,
@@ -14,6 +21,8 @@ from mjx_metamimic.networks.stats import (
 from mjx_metamimic.networks.torso import ConvNorm, LayerNormMLP, ResNetTorso
 
 __all__ = [
+    "InputScales",
+    "set_input_scales",
     "PRESETS",
     "Actor",
     "Conv",

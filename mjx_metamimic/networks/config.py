@@ -54,10 +54,6 @@ class NetworkConfig:
     pixels, the whole torso for features. The last size is the embedding size."""
     head_hidden: tuple[int, ...] = (256, 256)
     """Dense layers (Dense -> LayerNorm -> ELU) of the policy and critic heads."""
-    goal_difference_scale: float = 1.0
-    """Multiplies the goal - obs vector input of goal-conditioned networks. Per-step
-    differences are small (~0.05 rad) next to the raw vectors; scaling them up lets the
-    first layer see the tracking error without waiting for its weights to grow."""
 
 
 def num_conv_layers(stages: tuple[Stage, ...]) -> int:

@@ -8,6 +8,7 @@ float32 and optionally ``features`` (..., F) float32. Any number of leading axes
 from collections.abc import Mapping
 
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
 
@@ -15,6 +16,31 @@ from mjx_metamimic.networks.config import PRESETS, NetworkConfig
 from mjx_metamimic.networks.torso import LayerNormMLP, ResNetTorso
 
 Observation = Mapping[str, jax.Array]
+INPUT_SCALES = "input_scales"  # variable collection of the fixed input standardisation
+
+
+@flax.struct.dataclass
+class InputScales:
+    """Standardisation of the vector inputs: (v - shift) / scale for observations and
+    goals, (goal - obs) / difference_scale for their difference; each (V,) float32."""
+
+    shift: jax.Array
+    scale: jax.Array
+    difference_scale: jax.Array
+
+
+def set_input_scales(variables: dict, scales: InputScales) -> dict:
+    """Returns ``variables`` (of an Actor or Critic) with ``scales`` in every encoder."""
+    values = {
+        "shift": scales.shift,
+        "scale": scales.scale,
+        "difference_scale": scales.difference_scale,
+    }
+    collection = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: jnp.broadcast_to(values[path[-1].key], leaf.shape).astype(leaf.dtype),
+        variables[INPUT_SCALES],
+    )
+    return {**variables, INPUT_SCALES: collection}
 
 
 def observation_vectors(obs: Observation) -> jax.Array:
@@ -28,8 +54,10 @@ def observation_vectors(obs: Observation) -> jax.Array:
 class Encoder(nn.Module):
     """Maps an observation (and an optional goal) to an embedding.
 
-    The vector parts enter as [obs, goal, scale * (goal - obs)] (just obs without a goal),
-    followed by the action for critics.
+    The vector parts enter standardised, as [obs, goal, goal - obs] (just obs without a
+    goal), followed by the action for critics. The standardisation constants live in the
+    ``input_scales`` variable collection (identity at init; ``set_input_scales`` fills them
+    in, e.g. from demo statistics); no gradient reaches them.
     Pixels: the observation and goal frames are channel-stacked, scaled to [0, 1], passed
     through the residual torso, and joined with the vectors, then ``torso_hidden`` dense
     layers. Features: ``torso_hidden`` dense layers over the vectors alone.
@@ -45,12 +73,18 @@ class Encoder(nn.Module):
         action: jax.Array | None = None,
     ) -> jax.Array:
         """Returns the embedding: (..., torso_hidden[-1]) float32."""
-        vectors = observation_vectors(obs)  # (..., V)
-        batch_shape = vectors.shape[:-1]
+        raw = observation_vectors(obs)  # (..., V)
+        batch_shape = raw.shape[:-1]
+        shift, scale = (
+            jax.lax.stop_gradient(self.variable(INPUT_SCALES, name, init, raw.shape[-1:]).value)
+            for name, init in (("shift", jnp.zeros), ("scale", jnp.ones))
+        )
+        vectors = (raw - shift) / scale
         if goal is not None:
-            goal_vectors = observation_vectors(goal)
-            difference = self.config.goal_difference_scale * (goal_vectors - vectors)
-            vectors = jnp.concatenate([vectors, goal_vectors, difference], -1)
+            goal_raw = observation_vectors(goal)
+            step = self.variable(INPUT_SCALES, "difference_scale", jnp.ones, raw.shape[-1:])
+            difference = (goal_raw - raw) / jax.lax.stop_gradient(step.value)
+            vectors = jnp.concatenate([vectors, (goal_raw - shift) / scale, difference], -1)
         if action is not None:
             vectors = jnp.concatenate([vectors, action], -1)
         if self.config.inputs == "features":
