@@ -146,20 +146,23 @@ class Evaluator:
           Flat metrics ``eval/<policy>/<name>``: imitation reward (and terms), joint error
           (rad), tracked-to-end fraction, final block error (m), ended-stacked fraction, task
           return normalised by the demos', task success rate and steps to stack (also the
-          demos' ``eval/demos/...`` reference values).
+          demos' ``eval/demos/...`` reference values). Policies of learners that are not
+          trained (no imitation learner for task-only D4PG) are skipped.
         """
         reference = demo_reference(bank)
         results = {f"eval/demos/{k}": v for k, v in reference.items()}
-        imitation_params = learners["imitation"].actor_params
+        imitation_params = learners["imitation"].actor_params if "imitation" in learners else None
         task_params = learners["task"].actor_params if "task" in learners else None
         for policy in policies:
             key, key_im, key_task = jax.random.split(key, 3)
-            keys = jax.random.split(key_im, bank.num_demos)
-            im = jax.device_get(self._imitate(policy, imitation_params, bank, keys))
-            summary = {k: float(np.mean(v)) for k, v in im.items()}
-            summary["task_return_normalised"] = summary.pop("task_return") / max(
-                reference["task_return"], 1e-6
-            )
+            summary = {}
+            if policy != "agent" or imitation_params is not None:
+                keys = jax.random.split(key_im, bank.num_demos)
+                im = jax.device_get(self._imitate(policy, imitation_params, bank, keys))
+                summary = {k: float(np.mean(v)) for k, v in im.items()}
+                summary["task_return_normalised"] = summary.pop("task_return") / max(
+                    reference["task_return"], 1e-6
+                )
             if policy != "agent" or task_params is not None:
                 keys = jax.random.split(key_task, self.num_task_episodes)
                 task = jax.device_get(self._task(policy, task_params, keys, bank.max_steps))

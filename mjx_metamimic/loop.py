@@ -7,6 +7,13 @@ compares the next observation with the demo's next one; episodes end when the ar
 too far from the demo or the demo ends. The K steps are collected by a ``lax.scan``
 whose outputs (not its carry) hold the transitions, then appended to the replay in one
 write; the learners' scan only reads the replay. Nothing large rides in a scan carry.
+
+Baselines (``TrainConfig`` switches, all off by default): the last ``num_task_envs`` envs
+run the task actor (task policy + noise) from fresh layouts or, as a demo curriculum, from
+states along training demos; without an imitation learner every env does (task-reward-only
+D4PG); D4PGfD mixes the demos' transitions with their privileged actions into every batch.
+Transitions the imitation learner must not learn from (task actors', demos') are stored
+with ``extras["imitation_weight"]`` 0, which weighs the imitation learner's losses.
 """
 
 
@@ -18,11 +25,12 @@ from brax.envs.base import State
 from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.agents import D4PG, MultiD4PG, scan_sampled_updates
 from mjx_metamimic.demos import DemoBank
+from mjx_metamimic.demos.transitions import demo_sequences
 from mjx_metamimic.envs.batching import batched, default_chunk_size
 from mjx_metamimic.envs.stack import StackEnv
 from mjx_metamimic.imitation import imitation_reward
 from mjx_metamimic.networks import InputScales, observation_vectors, set_input_scales
-from mjx_metamimic.replay import NStepReplay, ReplayState
+from mjx_metamimic.replay import NStepReplay, ReplayState, nstep_batch
 from mjx_metamimic.train_config import TrainConfig
 
 PARAM_FIELDS = ("actor_params", "critic_params", "target_actor_params", "target_critic_params")
@@ -35,8 +43,8 @@ class TrainState:
     learners: dict  # name -> D4PGState
     replay: ReplayState
     env_state: State  # leaves (E, ...)
-    demo_idx: jax.Array  # (E,) int32 training demo each env follows
-    t: jax.Array  # (E,) int32 step within the demo
+    demo_idx: jax.Array  # (E,) int32 training demo each env follows (task actors: started in)
+    t: jax.Array  # (E,) int32 step within the demo (task actors: within the episode)
     key: jax.Array
     env_steps: jax.Array  # () int32, summed over envs
     updates: jax.Array  # () int32
@@ -65,6 +73,13 @@ def demo_input_scales(bank: DemoBank, obs_keys: tuple[str, ...], floor: float = 
     return InputScales(mean, jnp.maximum(std, floor), jnp.maximum(step_rms, floor))
 
 
+def _join(first, second):
+    """Concatenates two env groups' pytrees along the env axis (either may be None)."""
+    if first is None or second is None:
+        return second if first is None else first
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, second)
+
+
 class MetaMimic:
     """Builds the pure functions of a MetaMimic run from its config.
 
@@ -81,6 +96,34 @@ class MetaMimic:
         )
         self.replay = NStepReplay(config.replay, config.actors.num_envs)
         self.chunk_size = default_chunk_size()
+        self.num_task_envs = config.num_task_envs
+        self.num_imitation_envs = config.actors.num_envs - self.num_task_envs
+        # Store per-transition imitation weights only when some transitions need weight 0.
+        self.weighted = bool(self.num_task_envs or config.demo_batch_size)
+
+    @property
+    def trains_imitation(self) -> bool:
+        """Whether there is an imitation learner (false for task-only D4PG)."""
+        return "imitation" in self.learners.learners
+
+    def _groups(self, tree):
+        """Splits per-env leaves (E, ...) into (imitation envs, task envs); None if empty."""
+        split = self.num_imitation_envs
+        if not self.num_task_envs:
+            return tree, None
+        if not split:
+            return None, tree
+        return jax.tree.map(lambda x: x[:split], tree), jax.tree.map(lambda x: x[split:], tree)
+
+    def _extras(self, demo_idx: jax.Array, t: jax.Array, imitation_weight: float) -> dict:
+        extras = {"demo_idx": demo_idx, "t": t}
+        if self.weighted:
+            extras["imitation_weight"] = jnp.full(jnp.shape(t), imitation_weight, jnp.float32)
+        return extras
+
+    def _explore(self, action: jax.Array, key: jax.Array) -> jax.Array:
+        noise = self.config.actors.noise_std * jax.random.normal(key, action.shape)
+        return jnp.clip(action + noise, -1.0, 1.0)
 
     # ------------------------------------------------------------------ actors
     def goal(self, bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict:
@@ -95,10 +138,28 @@ class MetaMimic:
         state = self.env.reset_to(key_env, demo_lib.init_states(bank, demo_idx))
         return state, demo_idx
 
+    def _reset_task_env(self, bank: DemoBank, key: jax.Array) -> tuple[State, jax.Array]:
+        """Resets one task-actor env: a fresh layout, or a random state along a random
+        training demo (curriculum). Returns the state and the demo index (0 for layouts)."""
+        if self.config.actors.task_reset == "layout":
+            return self.env.reset(key), jnp.zeros((), jnp.int32)
+        key_demo, key_env = jax.random.split(key)
+        demo_idx, t = demo_lib.sample(bank, key_demo, 1)
+        state = self.env.reset_to(key_env, demo_lib.states_at(bank, demo_idx[0], t[0]))
+        return state, demo_idx[0]
+
     def reset_envs(self, bank: DemoBank, key: jax.Array) -> tuple[State, jax.Array]:
-        """Resets all E envs to random training demos: states (E, ...), demo_idx (E,)."""
-        keys = jax.random.split(key, self.config.actors.num_envs)
-        return batched(lambda k: self._reset_env(bank, k), self.chunk_size)(keys)
+        """Resets all E envs: imitation actors to random training demos' first states, task
+        actors as configured. Returns states (E, ...) and demo_idx (E,)."""
+        keys_imitation, keys_task = self._groups(
+            jax.random.split(key, self.config.actors.num_envs)
+        )
+        imitation = task = None
+        if keys_imitation is not None:
+            imitation = batched(lambda k: self._reset_env(bank, k), self.chunk_size)(keys_imitation)
+        if keys_task is not None:
+            task = batched(lambda k: self._reset_task_env(bank, k), self.chunk_size)(keys_task)
+        return _join(imitation, task)
 
     def _env_step(self, params, bank, env_state, demo_idx, t, key):
         """One imitation-actor step of one env: (stored step, metrics, next state, last)."""
@@ -106,9 +167,7 @@ class MetaMimic:
         obs = select_obs(env_state.obs, cfg.obs_keys)
         goal = self.goal(bank, demo_idx, t)
         imitation = self.learners.learners["imitation"]
-        action = imitation.act(params, obs, goal)
-        noise = cfg.actors.noise_std * jax.random.normal(key, action.shape)
-        action = jnp.clip(action + noise, -1.0, 1.0)
+        action = self._explore(imitation.act(params, obs, goal), key)
 
         next_state = self.env.step(env_state, action)
         target = demo_lib.goal(bank, demo_idx, t + 1)  # d_{t+1}, all observation parts
@@ -124,7 +183,7 @@ class MetaMimic:
             "reward": {"imitation": reward, "task": next_state.reward},
             "discount": 1.0 - terminated.astype(jnp.float32),
             "last": last,
-            "extras": {"demo_idx": demo_idx, "t": t},
+            "extras": self._extras(demo_idx, t, 1.0),
         }
         metrics = {
             **reward_metrics,
@@ -136,12 +195,56 @@ class MetaMimic:
         }
         return stored, metrics, next_state, last
 
-    def collect(self, state: TrainState, bank: DemoBank) -> tuple[TrainState, dict, dict]:
-        """K env steps of every env: returns the state, steps (E, K, ...) and mean metrics."""
-        params = state.learners["imitation"].actor_params
-        step_all = batched(
-            lambda s, i, t, k: self._env_step(params, bank, s, i, t, k), self.chunk_size
+    def _task_step(self, params, env_state, demo_idx, t, key):
+        """One task-actor step of one env: (stored step, metrics, next state, last).
+
+        ``t`` counts the episode's steps; ``demo_idx`` (stored for analysis only) is the
+        demo a curriculum episode started in."""
+        cfg = self.config
+        obs = select_obs(env_state.obs, cfg.obs_keys)
+        action = self._explore(self.learners.learners["task"].act(params, obs), key)
+        next_state = self.env.step(env_state, action)
+        terminated = next_state.done > 0
+        last = terminated | (t + 1 >= cfg.actors.task_episode_steps)
+        stored = {
+            "obs": obs,
+            "action": action,
+            "reward": {"imitation": jnp.zeros(()), "task": next_state.reward},
+            "discount": 1.0 - terminated.astype(jnp.float32),
+            "last": last,
+            "extras": self._extras(demo_idx, t, 0.0),
+        }
+        metrics = {
+            "task_reward": next_state.reward,
+            "episode_end": last.astype(jnp.float32),
+            **next_state.metrics,
+        }
+        return stored, metrics, next_state, last
+
+    def _step_envs(self, learners, bank, env_state, demo_idx, t, keys):
+        """One step of every env, each group with its actor: (stored, metrics, next, last)."""
+        groups = [self._groups(x) for x in (env_state, demo_idx, t, keys)]
+        (s_im, s_task), (i_im, i_task), (t_im, t_task), (k_im, k_task) = groups
+        outs, metrics = [None, None], {}
+        if s_im is not None:
+            params = learners["imitation"].actor_params
+            step = lambda s, i, t, k: self._env_step(params, bank, s, i, t, k)
+            outs[0] = batched(step, self.chunk_size)(s_im, i_im, t_im, k_im)
+            metrics.update(outs[0][1])
+        if s_task is not None:
+            params = learners["task"].actor_params
+            step = lambda s, i, t, k: self._task_step(params, s, i, t, k)
+            outs[1] = batched(step, self.chunk_size)(s_task, i_task, t_task, k_task)
+            metrics.update({f"task_actor/{k}": v for k, v in outs[1][1].items()})
+        stored, next_state, last = (
+            _join(*(None if o is None else o[i] for o in outs)) for i in (0, 2, 3)
         )
+        return stored, metrics, next_state, last
+
+    def collect(self, state: TrainState, bank: DemoBank) -> tuple[TrainState, dict, dict]:
+        """K env steps of every env: returns the state, steps (E, K, ...) and mean metrics
+        (imitation actors' as before; task actors' under ``task_actor/``)."""
+        step_all = lambda *args: self._step_envs(state.learners, bank, *args)
         num_envs = self.config.actors.num_envs
 
         def one_step(carry, _):
@@ -185,10 +288,25 @@ class MetaMimic:
 
     # ---------------------------------------------------------------- learners
     def _sample(self, replay: ReplayState, bank: DemoBank, key: jax.Array):
-        batch = self.replay.sample(replay, key, self.config.learner.batch_size)
+        """A learner batch (agent replay, plus demo transitions for D4PGfD), the goals of the
+        imitation learner (None without one) and its per-sample weights (None: uniform)."""
+        cfg = self.config
+        demo_size = cfg.demo_batch_size
+        if demo_size:
+            key, key_demo = jax.random.split(key)
+        batch = self.replay.sample(replay, key, cfg.learner.batch_size - demo_size)
+        if demo_size:
+            sequences = demo_sequences(
+                bank, key_demo, demo_size, self.replay.sequence_length, cfg.obs_keys
+            )
+            demo_batch = nstep_batch(sequences, cfg.replay.n_step, cfg.replay.gamma)
+            batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), batch, demo_batch)
+        if not self.trains_imitation:
+            return batch, None, None, None
         goal = self.goal(bank, batch.extras["demo_idx"], batch.extras["t"])
         next_goal = self.goal(bank, batch.next_extras["demo_idx"], batch.next_extras["t"])
-        return batch, goal, next_goal
+        weights = {"imitation": batch.extras["imitation_weight"]} if self.weighted else None
+        return batch, goal, next_goal, weights
 
     def learn(self, state: TrainState, bank: DemoBank) -> tuple[TrainState, dict]:
         """U learner updates from the replay (skipped until it holds ``min_size`` steps)."""
@@ -196,8 +314,7 @@ class MetaMimic:
         key, key_learn = jax.random.split(state.key)
 
         def update(learners, sampled):
-            batch, goal, next_goal = sampled
-            return self.learners.update(learners, batch, goal, next_goal)
+            return self.learners.update(learners, *sampled)
 
         def run(learners):
             return scan_sampled_updates(
@@ -238,7 +355,8 @@ class MetaMimic:
         key, key_env, key_learn = jax.random.split(key, 3)
         env_state, demo_idx = self.reset_envs(bank, key_env)
         one_obs = select_obs(jax.tree.map(lambda x: x[0], env_state.obs), self.config.obs_keys)
-        goal = self.goal(bank, demo_idx[0], jnp.zeros((), jnp.int32))
+        zero = jnp.zeros((), jnp.int32)
+        goal = self.goal(bank, demo_idx[0], zero) if self.trains_imitation else None
         learners = self.learners.init(key_learn, one_obs, goal)
         scales = demo_input_scales(bank, self.config.obs_keys)
         learners = {
@@ -256,7 +374,7 @@ class MetaMimic:
             "reward": {"imitation": jnp.zeros(()), "task": jnp.zeros(())},
             "discount": jnp.zeros(()),
             "last": jnp.zeros((), bool),
-            "extras": {"demo_idx": jnp.zeros((), jnp.int32), "t": jnp.zeros((), jnp.int32)},
+            "extras": self._extras(zero, zero, 0.0),
         }
         num_envs = self.config.actors.num_envs
         state = TrainState(

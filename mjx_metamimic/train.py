@@ -33,6 +33,7 @@ SHOWN = (
     "train/actor/drifted",
     "train/imitation/critic_loss",
     "train/env/stacked",
+    "train/task_actor/env/stacked",
 )
 
 
@@ -70,10 +71,28 @@ def ensure_demos(config: TrainConfig, console: Console) -> None:
 
 
 def load_banks(config: TrainConfig) -> dict[str, demos.DemoBank]:
-    """The train and validation demos on device."""
+    """The train and validation demos on device (the training demos with their privileged
+    actions for D4PGfD).
+
+    Raises:
+      ValueError: a baseline switch needs data the dataset lacks (privileged actions for
+        ``learner.demo_fraction``, per-step states for ``actors.task_reset="curriculum"``).
+    """
+    d4pgfd = config.demo_batch_size > 0
+    try:
+        train = demos.load(config.demos.path, "train", privileged_actions=d4pgfd)
+    except demos.DemoDatasetError as error:
+        if d4pgfd and "privileged_actions" in str(error):
+            raise ValueError(f"learner.demo_fraction > 0 (D4PGfD): {error}") from error
+        raise
+    if config.num_task_envs and config.actors.task_reset == "curriculum" and train.states is None:
+        raise ValueError(
+            f"actors.task_reset='curriculum' needs per-step simulator states, which "
+            f"{config.demos.path} predates: regenerate it with `mjx-metamimic demos`"
+        )
     return {
-        split: demos.DemoBank.from_demos(demos.load(config.demos.path, split))
-        for split in ("train", "validation")
+        "train": demos.DemoBank.from_demos(train),
+        "validation": demos.DemoBank.from_demos(demos.load(config.demos.path, "validation")),
     }
 
 

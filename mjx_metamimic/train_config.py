@@ -2,12 +2,13 @@
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 from mjx_metamimic.agents import D4PGConfig
 from mjx_metamimic.envs.stack import StackEnvConfig
 from mjx_metamimic.imitation import ImitationRewardConfig
 from mjx_metamimic.networks import NetworkConfig
-from mjx_metamimic.replay import ReplayConfig
+from mjx_metamimic.replay import ReplayConfig, split_batch_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,9 @@ class DemoSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ActorConfig:
-    """The imitation actors: E envs, each following one training demo at a time."""
+    """The actors: E envs. Imitation actors follow one training demo at a time; task actors
+    (``task_fraction`` of the envs, or all of them without an imitation learner) run the
+    task policy from fresh layouts or, with ``task_reset="curriculum"``, from demo states."""
 
     num_envs: int = 32
     """Envs stepped in parallel (E)."""
@@ -38,6 +41,17 @@ class ActorConfig:
     """Std of the Gaussian exploration noise added to the policy's action (then clipped)."""
     lookahead: int = 1
     """The goal at step t is the demo's observation at t + lookahead."""
+    task_fraction: float = 0.0
+    """Share of the E envs (rounded to a whole number, the last ones) that run the task
+    actor: the task policy (no goal) + the same exploration noise. Their transitions go to
+    the same replay with weight 0 for the imitation learner. In [0, 1); ignored (all envs
+    are task actors) when ``learner.train_imitation`` is false."""
+    task_episode_steps: int = 150
+    """Steps of a task-actor episode before it restarts (time-limit truncation)."""
+    task_reset: Literal["layout", "curriculum"] = "layout"
+    """Where task-actor episodes start: "layout" a fresh random block layout (``env.reset``);
+    "curriculum" the simulator state at a uniformly random step of a random training demo
+    (the demo-curriculum baseline; needs a dataset with per-step ``states``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +73,15 @@ class LearnerConfig:
     """The task learner (sparse task reward, no goal)."""
     train_task: bool = True
     """Also train the task policy from the same replay."""
+    train_imitation: bool = True
+    """Train the imitation policy (MetaMimic). False gives the task-reward-only D4PG
+    baseline: no imitation actors and no imitation learner; every env is a task actor
+    (needs ``train_task``)."""
+    demo_fraction: float = 0.0
+    """D4PGfD: share of every learner batch drawn from the training demos' own transitions
+    with their privileged actions (task reward from the demo; weight 0 for the imitation
+    learner, which never sees demo actions). In [0, 1); needs a dataset with
+    ``privileged_actions``; 0 disables."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +139,65 @@ class TrainConfig:
             problems.append("actors.num_envs and actors.steps_per_chunk must be >= 1")
         if self.learner.batch_size < 1 or self.learner.updates_per_chunk < 0:
             problems.append("learner.batch_size must be >= 1, updates_per_chunk >= 0")
+        problems += self._baseline_problems()
         if problems:
             raise ValueError("impossible config: " + "; ".join(problems))
+
+    def _baseline_problems(self) -> list[str]:
+        """Impossible combinations of the baseline switches."""
+        actors, learner, problems = self.actors, self.learner, []
+        if not 0.0 <= actors.task_fraction < 1.0:
+            problems.append(f"actors.task_fraction={actors.task_fraction} must be in [0, 1)")
+        elif actors.task_fraction and learner.train_imitation and not (
+            0 < self.num_task_envs < actors.num_envs
+        ):
+            problems.append(
+                f"actors.task_fraction={actors.task_fraction} of actors.num_envs="
+                f"{actors.num_envs} gives {self.num_task_envs} task-actor envs; need between "
+                "1 and num_envs - 1"
+            )
+        if actors.task_episode_steps < 1:
+            problems.append("actors.task_episode_steps must be >= 1")
+        if actors.task_reset not in ("layout", "curriculum"):
+            problems.append(f"actors.task_reset={actors.task_reset!r}: 'layout' or 'curriculum'")
+        if self.num_task_envs and not learner.train_task:
+            problems.append(
+                "task actors (actors.task_fraction > 0 or learner.train_imitation=false) need "
+                "learner.train_task=true"
+            )
+        if not (learner.train_imitation or learner.train_task):
+            problems.append("learner.train_imitation and learner.train_task are both false")
+        if actors.task_reset == "curriculum" and not self.num_task_envs:
+            problems.append(
+                "actors.task_reset='curriculum' needs task actors (actors.task_fraction > 0 or "
+                "learner.train_imitation=false)"
+            )
+        if not 0.0 <= learner.demo_fraction < 1.0:
+            problems.append(f"learner.demo_fraction={learner.demo_fraction} must be in [0, 1)")
+        elif learner.demo_fraction and not 0 < self.demo_batch_size < learner.batch_size:
+            problems.append(
+                f"learner.demo_fraction={learner.demo_fraction} of learner.batch_size="
+                f"{learner.batch_size} gives {self.demo_batch_size} demo transitions per batch; "
+                "need between 1 and batch_size - 1"
+            )
+        if learner.demo_fraction and not learner.train_task:
+            problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
+        return problems
+
+    @property
+    def num_task_envs(self) -> int:
+        """Envs running the task actor (the last ones): all without an imitation learner."""
+        if not self.learner.train_imitation:
+            return self.actors.num_envs
+        return round(self.actors.task_fraction * self.actors.num_envs)
+
+    @property
+    def demo_batch_size(self) -> int:
+        """Transitions per learner batch drawn from the demos (D4PGfD; 0 when off)."""
+        if not self.learner.demo_fraction:
+            return 0
+        fraction = self.learner.demo_fraction
+        return split_batch_size(self.learner.batch_size, (1.0 - fraction, fraction))[1]
 
     @property
     def obs_keys(self) -> tuple[str, ...]:
@@ -128,7 +208,7 @@ class TrainConfig:
 
     def learner_configs(self) -> dict[str, D4PGConfig]:
         """The D4PG configs of the learners to train, with the shared network."""
-        configs = {"imitation": self.learner.imitation}
+        configs = {"imitation": self.learner.imitation} if self.learner.train_imitation else {}
         if self.learner.train_task:
             configs["task"] = self.learner.task
         return {

@@ -123,6 +123,38 @@ def test_replaying_privileged_actions_reproduces_demo(dataset, recorder):
         np.testing.assert_array_equal(replay.task_reward[i, :length], demos.task_reward[i, :length])
 
 
+def test_states_along_the_demo_restore_its_observations(dataset, recorder):
+    demos = D.load(dataset)
+    assert demos.states.qpos.shape == (NUM, 200, *demos.init_state.qpos.shape[1:])
+    np.testing.assert_array_equal(demos.states.qpos[:, 0], demos.init_state.qpos)
+    env = recorder.env
+    idx = np.arange(NUM)
+    t = (demos.lengths * 2) // 3  # mid-demo, usually while carrying a block
+
+    @jax.jit
+    @jax.vmap
+    def observe(sim_state):
+        return env.reset_to(jax.random.PRNGKey(0), sim_state).obs
+
+    bank = D.DemoBank.from_demos(demos)
+    obs = jax.device_get(observe(D.states_at(bank, idx, t)))
+    np.testing.assert_array_equal(obs["proprio"], demos.proprio[idx, t])
+    np.testing.assert_allclose(obs["features"], demos.features[idx, t], atol=1e-5)
+
+
+def test_datasets_without_states_still_load(dataset, tmp_path):
+    manifest = json.loads((dataset / MANIFEST).read_text())
+    header = {k: manifest[k] for k in ("scene_fingerprint", "image_size", "camera")}
+    old = tiny_demos(dataset, 2).replace(states=None)
+    with DatasetWriter(tmp_path / "old", header) as writer:
+        writer.add(old)
+        writer.commit(split=split_indices(2, 0.5, 0))
+    loaded = D.load(tmp_path / "old")
+    assert loaded.states is None and loaded.num_demos == 2
+    with pytest.raises(ValueError, match="no per-step simulator states"):
+        D.states_at(D.DemoBank.from_demos(loaded), np.int32(0), np.int32(1))
+
+
 def test_bank_sample_and_goal(dataset):
     demos = D.load(dataset, "train")
     bank = D.DemoBank.from_demos(demos)

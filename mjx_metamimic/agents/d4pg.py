@@ -109,6 +109,16 @@ def follow_targets(config: D4PGConfig, online, targets, steps: jax.Array):
     raise ValueError(f"unknown target_update {config.target_update!r}")
 
 
+def weighted_mean(x: jax.Array, weights: jax.Array | None) -> jax.Array:
+    """The mean of ``x`` (B, ...), or the mean with sample b weighted by ``weights[b]``
+    (B,) (0 when all weights are 0)."""
+    if weights is None:
+        return jnp.mean(x)
+    w = weights.reshape(weights.shape + (1,) * (x.ndim - 1))
+    per_sample = x.size // x.shape[0]
+    return jnp.sum(w * x) / jnp.maximum(jnp.sum(weights) * per_sample, 1e-8)
+
+
 def _optimizer(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
 
@@ -178,6 +188,7 @@ class D4PG:
         batch: NStepBatch,
         goal: Observation | None = None,
         next_goal: Observation | None = None,
+        weights: jax.Array | None = None,
     ) -> tuple[D4PGState, dict[str, jax.Array]]:
         """One actor and critic gradient step on ``batch`` (reward stream ``config.stream``).
 
@@ -186,6 +197,8 @@ class D4PG:
             batch: n-step transitions, leading batch axis B.
             goal: Goals at t (leaves (B, ...)), iff goal-conditioned.
             next_goal: Goals at the bootstrap step, iff goal-conditioned.
+            weights: Optional (B,) non-negative per-sample weights of the losses and the
+                mean metrics (weight 0: the sample has no effect); None averages uniformly.
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
@@ -203,7 +216,7 @@ class D4PG:
         def critic_loss_fn(critic_params):
             logits = self.critic.apply(critic_params, batch.obs, goal, batch.action)
             loss = categorical_critic_loss(logits, self.atoms, returns, discounts, target_logits)
-            return jnp.mean(loss), jax.nn.softmax(logits) @ self.atoms
+            return weighted_mean(loss, weights), jax.nn.softmax(logits) @ self.atoms
 
         def actor_loss_fn(actor_params):
             actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
@@ -213,7 +226,7 @@ class D4PG:
             loss = jax.vmap(rlax.dpg_loss, in_axes=(0, 0, None))(
                 actions, dqda, self.config.dqda_clip
             )
-            return jnp.mean(loss), dqda
+            return weighted_mean(loss, weights), dqda
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
             state.critic_params
@@ -239,12 +252,12 @@ class D4PG:
         metrics = {
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
-            "q_mean": jnp.mean(q),
-            "target_q_mean": jnp.mean(jax.nn.softmax(target_logits) @ self.atoms),
-            "return_mean": jnp.mean(returns),
+            "q_mean": weighted_mean(q, weights),
+            "target_q_mean": weighted_mean(jax.nn.softmax(target_logits) @ self.atoms, weights),
+            "return_mean": weighted_mean(returns, weights),
             "critic_grad_norm": optax.tree.norm(critic_grads),
             "actor_grad_norm": optax.tree.norm(actor_grads),
-            "dqda_norm": jnp.mean(jnp.linalg.norm(dqda, axis=-1)),
+            "dqda_norm": weighted_mean(jnp.linalg.norm(dqda, axis=-1), weights),
         }
         new_state = state.replace(
             actor_params=actor_params,

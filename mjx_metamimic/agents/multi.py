@@ -39,6 +39,7 @@ class MultiD4PG:
         batch: NStepBatch,
         goal: Observation | None = None,
         next_goal: Observation | None = None,
+        weights: Mapping[str, jax.Array] | None = None,
     ) -> tuple[dict[str, D4PGState], dict[str, jax.Array]]:
         """Updates every learner on the same batch.
 
@@ -47,6 +48,9 @@ class MultiD4PG:
             batch: Shared n-step batch (leading axis B).
             goal: Goals at t for the goal-conditioned learners (leaves (B, ...)).
             next_goal: Goals at the bootstrap step.
+            weights: Optional name -> (B,) per-sample loss weights of that learner (e.g. 0
+                for samples the learner must not learn from); learners not named weigh
+                every sample equally.
 
         Returns:
             New states and metrics namespaced ``train/<name>/<metric>``.
@@ -59,6 +63,7 @@ class MultiD4PG:
                 batch,
                 goal if conditioned else None,
                 next_goal if conditioned else None,
+                (weights or {}).get(name),
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})
         return new_states, metrics

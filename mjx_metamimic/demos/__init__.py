@@ -4,7 +4,7 @@
 ``DemoBank.from_demos(demos)`` puts it on device for ``sample``/``goal`` inside jit.
 """
 
-from mjx_metamimic.demos.bank import DemoBank, goal, init_states, sample
+from mjx_metamimic.demos.bank import DemoBank, goal, init_states, sample, states_at
 from mjx_metamimic.demos.dataset import DemoDatasetError, Demos, load, read_manifest
 from mjx_metamimic.demos.demonstrator import Demonstrator, DemonstratorConfig, Phase
 
@@ -20,4 +20,5 @@ __all__ = [
     "load",
     "read_manifest",
     "sample",
+    "states_at",
 ]

@@ -24,6 +24,7 @@ class DemoBank:
     lengths: jax.Array  # (N,) int32
     init_state: SimState  # leaves (N, ...)
     privileged_actions: jax.Array | None = None  # (N, T, 7) float32; D4PGfD only
+    states: SimState | None = None  # leaves (N, T, ...); demo curriculum only
 
     @classmethod
     def from_demos(cls, demos: Demos, device: jax.Device | None = None) -> "DemoBank":
@@ -36,6 +37,7 @@ class DemoBank:
             lengths=demos.lengths,
             init_state=demos.init_state,
             privileged_actions=demos.privileged_actions,
+            states=demos.states,
         )
         return jax.device_put(bank, device)
 
@@ -82,3 +84,18 @@ def goal(bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict[str, jax.Arr
 def init_states(bank: DemoBank, demo_idx: jax.Array) -> SimState:
     """The initial simulator states of demos ``demo_idx`` (for ``env.reset_to``)."""
     return jax.tree.map(lambda x: x[demo_idx], bank.init_state)
+
+
+def states_at(bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> SimState:
+    """The simulator states of demos ``demo_idx`` at steps ``t`` (for ``env.reset_to``).
+
+    Raises:
+      ValueError: the bank holds no per-step states (a dataset written before they were
+        recorded: regenerate it).
+    """
+    if bank.states is None:
+        raise ValueError(
+            "the demo bank holds no per-step simulator states (states.*): the dataset "
+            "predates them; regenerate it with `mjx-metamimic demos`"
+        )
+    return jax.tree.map(lambda x: x[demo_idx, t], bank.states)

@@ -16,10 +16,13 @@ Each shard holds, for its n demos (T = max_steps, steps >= length repeat the las
     lengths             (n,)            int32    episode length L (1 <= L <= T)
     layout_seed         (n,)            uint32   seed of the layout and the demonstrator
     init_state.<field>  (n, ...)                 the env's SimState at step 0
+    states.<field>      (n, T, ...)              the env's SimState at step t (optional)
     privileged_actions  (n, T, 7)       float32  the demonstrator's actions: D4PGfD only
 
 MetaMimic learns from observations alone: ``load`` returns ``privileged_actions`` only
-when asked for them explicitly.
+when asked for them explicitly. ``states`` (written since the demo-curriculum baseline,
+absent in older datasets) let an env ``reset_to`` any step of a demo; ``load`` returns
+them when stored (``Demos.states`` is None otherwise).
 
 The manifest also fixes the train/validation split (index lists drawn with a fixed seed)
 and fingerprints what the demos depend on: ``scene_fingerprint`` (scene XML and env
@@ -57,6 +60,8 @@ SPLITS = ("all", "train", "validation")
 OBSERVATION_FIELDS = ("image_size", "camera")
 _PRIVILEGED = "privileged_actions"
 _INIT_PREFIX = "init_state."
+_STATES_PREFIX = "states."
+_OPTIONAL = ("init_state", "states", _PRIVILEGED)  # not plain arrays of every dataset
 
 
 class DemoDatasetError(ValueError):
@@ -75,6 +80,7 @@ class Demos:
     layout_seed: np.ndarray  # (N,) uint32
     init_state: SimState  # leaves (N, ...)
     privileged_actions: np.ndarray | None = None  # (N, T, 7) float32; D4PGfD only
+    states: SimState | None = None  # leaves (N, T, ...); None in older datasets
 
     @property
     def num_demos(self) -> int:
@@ -98,27 +104,40 @@ def _tree_map(fn, demos: Demos) -> Demos:
 
 
 def _flatten(demos: Demos) -> dict[str, np.ndarray]:
-    """The shard arrays of ``demos`` by name (privileged actions only when present)."""
+    """The shard arrays of ``demos`` by name (optional ones only when present)."""
     arrays = {
         f.name: np.asarray(getattr(demos, f.name))
         for f in dataclasses.fields(Demos)
-        if f.name not in ("init_state", _PRIVILEGED)
+        if f.name not in _OPTIONAL
     }
     for f in dataclasses.fields(SimState):
         arrays[_INIT_PREFIX + f.name] = np.asarray(getattr(demos.init_state, f.name))
+        if demos.states is not None:
+            arrays[_STATES_PREFIX + f.name] = np.asarray(getattr(demos.states, f.name))
     if demos.privileged_actions is not None:
         arrays[_PRIVILEGED] = np.asarray(demos.privileged_actions)
     return arrays
 
 
+def _sim_state(arrays: dict[str, np.ndarray], prefix: str) -> SimState | None:
+    """The SimState stored under ``prefix``, or None when none is."""
+    names = [f.name for f in dataclasses.fields(SimState)]
+    missing = [prefix + n for n in names if prefix + n not in arrays]
+    if len(missing) == len(names):
+        return None
+    if missing:
+        raise DemoDatasetError(f"incomplete simulator state: {missing} missing")
+    return SimState(**{n: arrays[prefix + n] for n in names})
+
+
 def _unflatten(arrays: dict[str, np.ndarray]) -> Demos:
-    init = SimState(**{f.name: arrays[_INIT_PREFIX + f.name] for f in dataclasses.fields(SimState)})
-    plain = {
-        f.name: arrays[f.name]
-        for f in dataclasses.fields(Demos)
-        if f.name not in ("init_state", _PRIVILEGED)
-    }
-    return Demos(**plain, init_state=init, privileged_actions=arrays.get(_PRIVILEGED))
+    plain = {f.name: arrays[f.name] for f in dataclasses.fields(Demos) if f.name not in _OPTIONAL}
+    return Demos(
+        **plain,
+        init_state=_sim_state(arrays, _INIT_PREFIX),
+        privileged_actions=arrays.get(_PRIVILEGED),
+        states=_sim_state(arrays, _STATES_PREFIX),
+    )
 
 
 # ------------------------------------------------------------------ fingerprints, split

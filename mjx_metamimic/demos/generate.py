@@ -1,8 +1,8 @@
 """Recording demonstrations: the scripted demonstrator drives the env, which renders.
 
 One compiled function records a batch of episodes of ``max_steps`` control steps. At step
-``t`` it stores the observation of state ``t`` (frame, proprio, features, task reward) and
-the action taken there, then steps the env. Frames are the env's own ``pixels``
+``t`` it stores the observation of state ``t`` (frame, proprio, features, task reward), its
+simulator state and the action taken there, then steps the env. Frames are the env's own ``pixels``
 observation (an env made with ``image_size > 0``), exactly what an agent sees; an env
 without pixels records empty (0, 0, 3) frames. The same function replays stored actions (a
 per-episode switch selects the given action instead of the demonstrator's), so a replay
@@ -40,6 +40,7 @@ class Recording:
     features: jax.Array  # (B, T, F) float32
     task_reward: jax.Array  # (B, T) float32: reward of the observation at step t
     actions: jax.Array  # (B, T, 7) float32: action taken at step t
+    states: SimState  # leaves (B, T, ...): simulator state at step t (for ``reset_to``)
 
 
 def demo_keys(layout_seed: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -118,6 +119,7 @@ class Recorder:
                 state.obs["features"],
                 state.reward,
                 action,
+                env.sim_state(state),
             )
             return (env.step(state, action), controller), out
 
@@ -218,6 +220,7 @@ def to_demos(recording: Recording, seeds: np.ndarray, settle_steps: int) -> tupl
         layout_seed=np.asarray(seeds, np.uint32)[keep],
         init_state=jax.tree.map(lambda x: x[keep], rec.init_state),
         privileged_actions=pad_after(rec.actions[keep], length),
+        states=jax.tree.map(lambda x: pad_after(x[keep], length), rec.states),
     )
     stats = {
         "attempts": len(success),

@@ -1,0 +1,256 @@
+"""Baseline switches: task actors, task-only D4PG, the demo curriculum and D4PGfD."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_loop import tiny_config
+
+from mjx_metamimic.agents import D4PG, D4PGConfig
+from mjx_metamimic.demos import DemoBank
+from mjx_metamimic.networks import NetworkConfig
+from mjx_metamimic.replay import NStepBatch
+from mjx_metamimic.train import build
+
+DEMO_LENGTHS = (24, 18, 12)
+STEPS_PER_CHUNK = 5
+
+
+def recorded_bank(env, seed: int = 0) -> DemoBank:
+    """Rollouts of a random policy recorded like demos: observations, simulator states and
+    actions at every step (the curriculum and D4PGfD need the last two); demos shorter than
+    the recording are padded with later steps, which no consumer may use."""
+    num, steps = len(DEMO_LENGTHS), max(DEMO_LENGTHS)
+    first = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(seed), num))
+    actions = jax.random.uniform(jax.random.PRNGKey(seed + 1), (steps, num, 7), minval=-1.0)
+
+    def step(states, action):
+        recorded = (states.obs, states.reward, jax.vmap(env.sim_state)(states))
+        return jax.vmap(env.step)(states, action), recorded
+
+    _, (obs, reward, sim) = jax.lax.scan(step, first, actions)
+    obs, reward, sim, actions = jax.tree.map(
+        lambda x: jnp.swapaxes(x, 0, 1), (obs, reward, sim, actions)
+    )
+    return DemoBank(
+        frames=jnp.zeros((num, steps, 1, 1, 3), jnp.uint8),
+        proprio=obs["proprio"],
+        features=obs["features"],
+        task_reward=reward,
+        lengths=jnp.asarray(DEMO_LENGTHS, jnp.int32),
+        init_state=jax.tree.map(lambda x: x[:, 0], sim),
+        privileged_actions=actions,
+        states=sim,
+    )
+
+
+def baseline_config(num_envs=4, actors=None, **learner):
+    """The tiny features config of test_loop with baseline switches."""
+    base = tiny_config()
+    actors = dataclasses.replace(
+        base.actors, num_envs=num_envs, steps_per_chunk=STEPS_PER_CHUNK, **(actors or {})
+    )
+    return dataclasses.replace(
+        base, actors=actors, learner=dataclasses.replace(base.learner, **learner)
+    )
+
+
+def run(config, num_chunks: int):
+    """Builds ``config`` and runs ``num_chunks`` jitted chunks on a recorded bank."""
+    algo = build(config)
+    bank = jax.jit(lambda: recorded_bank(algo.env))()
+    state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
+    initial = jax.device_get(state)
+    chunk = jax.jit(algo.train_chunk)
+    metrics = []
+    for _ in range(num_chunks):
+        state, m = chunk(state, bank)
+        metrics.append(jax.device_get(m))
+    return algo, bank, initial, state, metrics
+
+
+def distance_to_demo_states(obs: dict, bank: DemoBank) -> np.ndarray:
+    """Per observation (..., obs), the max-abs distance of proprio and features to the
+    nearest step of any demo (within its length)."""
+    parts = ("proprio", "features")
+    ours = np.concatenate([np.asarray(obs[k]) for k in parts], -1)  # (M, D)
+    demos = np.concatenate([np.asarray(getattr(bank, k)) for k in parts], -1)  # (N, T, D)
+    valid = np.arange(demos.shape[1])[None] < np.asarray(bank.lengths)[:, None]
+    demos = demos[valid]  # (S, D)
+    return np.abs(ours[:, None] - demos[None]).max(-1).min(-1)
+
+
+def replay_rows(state, length: int) -> dict:
+    """The first ``length`` stored steps of every replay row: leaves (E, length, ...)."""
+    return jax.device_get(jax.tree.map(lambda x: x[:, :length], state.replay.experience))
+
+
+# ---------------------------------------------- MetaMimic + task actors + D4PGfD
+@pytest.fixture(scope="module")
+def mixed():
+    config = baseline_config(
+        actors={"task_fraction": 0.5, "task_episode_steps": 4}, demo_fraction=0.25
+    )
+    assert config.num_task_envs == 2 and config.demo_batch_size == 4
+    return run(config, num_chunks=3)
+
+
+def test_task_actors_store_transitions_the_imitation_learner_ignores(mixed):
+    algo, bank, initial, state, metrics = mixed
+    steps = 3 * STEPS_PER_CHUNK
+    rows = replay_rows(state, steps)
+    weight = rows["extras"]["imitation_weight"]
+    np.testing.assert_array_equal(weight[:2], 1.0)  # imitation actors
+    np.testing.assert_array_equal(weight[2:], 0.0)  # task actors
+    np.testing.assert_array_equal(rows["reward"]["imitation"][2:], 0.0)
+    # Task episodes last task_episode_steps (no physics blow-ups in 15 steps).
+    np.testing.assert_array_equal(rows["last"][2:], np.tile(np.arange(steps) % 4 == 3, (2, 1)))
+    last = metrics[-1]
+    for name in ("task_reward", "episode_end", "env/stacked"):
+        assert np.isfinite(last[f"train/task_actor/{name}"]), name
+    assert "train/actor/imitation_reward" in last and "train/imitation/critic_loss" in last
+    assert int(last["train/updates"]) > 0
+    for name in ("imitation", "task"):
+        before = initial.learners[name].actor_params
+        after = jax.device_get(state.learners[name].actor_params)
+        changed = jax.tree.map(lambda a, b: np.any(a != b), before, after)
+        assert any(jax.tree.leaves(changed)), name
+
+
+def test_task_actors_start_on_fresh_layouts(mixed):
+    algo, bank, initial, state, metrics = mixed
+    rows = replay_rows(state, 3 * STEPS_PER_CHUNK)
+    starts = rows["obs"]
+    task_starts = jax.tree.map(lambda x: x[2:, ::4].reshape(-1, x.shape[-1]), starts)
+    assert distance_to_demo_states(task_starts, bank).min() > 1e-3
+    # The imitation actors' episodes start on their demos' first states (a contrast check).
+    imitation_starts = jax.tree.map(lambda x: x[:2, 0], starts)
+    assert distance_to_demo_states(imitation_starts, bank).max() < 1e-5
+
+
+def test_d4pgfd_batches_hold_demo_actions_at_the_configured_fraction(mixed):
+    algo, bank, initial, state, metrics = mixed
+    batch, goal, next_goal, weights = jax.device_get(
+        jax.jit(algo._sample)(state.replay, bank, jax.random.PRNGKey(7))
+    )
+    assert batch.action.shape[0] == 16
+    np.testing.assert_array_equal(weights["imitation"], batch.extras["imitation_weight"])
+    demo = slice(12, 16)  # the last demo_batch_size samples
+    np.testing.assert_array_equal(batch.extras["imitation_weight"][demo], 0.0)
+    idx, t = batch.extras["demo_idx"][demo], batch.extras["t"][demo]
+    lengths = np.asarray(bank.lengths)[idx]
+    assert np.all(t <= lengths - 2)  # a transition of the demo, never padding
+    np.testing.assert_array_equal(
+        batch.action[demo], np.asarray(bank.privileged_actions)[idx, t]
+    )
+    np.testing.assert_array_equal(batch.obs["proprio"][demo], np.asarray(bank.proprio)[idx, t])
+    # Agent samples: actions the actors took (never equal to a demo's privileged action).
+    demo_actions = np.asarray(bank.privileged_actions).reshape(-1, 7)
+    agent = batch.action[:12]
+    assert np.abs(agent[:, None] - demo_actions[None]).max(-1).min() > 0
+    assert goal["proprio"].shape == (16, batch.obs["proprio"].shape[1])
+
+
+# ------------------------------------------- task-only D4PG with a demo curriculum
+@pytest.fixture(scope="module")
+def curriculum():
+    config = baseline_config(
+        num_envs=2,
+        actors={"task_reset": "curriculum", "task_episode_steps": 3},
+        train_imitation=False,
+    )
+    return run(config, num_chunks=2)
+
+
+def test_task_only_trains_only_the_task_learner(curriculum):
+    algo, bank, initial, state, metrics = curriculum
+    assert set(state.learners) == {"task"}
+    last = metrics[-1]
+    assert not [k for k in last if k.startswith(("train/imitation/", "train/actor/"))]
+    assert np.isfinite(last["train/task/critic_loss"]) and int(last["train/updates"]) > 0
+    assert float(last["train/task_actor/episode_end"]) > 0
+
+
+def test_curriculum_resets_land_on_demo_states(curriculum):
+    algo, bank, initial, state, metrics = curriculum
+    rows = replay_rows(state, 2 * STEPS_PER_CHUNK)
+    np.testing.assert_array_equal(rows["last"], np.tile(np.arange(10) % 3 == 2, (2, 1)))
+    np.testing.assert_array_equal(rows["extras"]["t"], np.tile(np.arange(10) % 3, (2, 1)))
+    starts = jax.tree.map(lambda x: x[:, ::3].reshape(-1, x.shape[-1]), rows["obs"])
+    assert distance_to_demo_states(starts, bank).max() < 1e-5
+    # ... at different steps of the demos (not only their first states).
+    first = np.concatenate([np.asarray(bank.proprio[:, 0]), np.asarray(bank.features[:, 0])], -1)
+    ours = np.concatenate([starts["proprio"], starts["features"]], -1)
+    assert np.abs(ours[:, None] - first[None]).max(-1).min(-1).max() > 1e-3
+
+
+def test_task_only_with_layouts_needs_no_demos():
+    algo = build(baseline_config(num_envs=2, train_imitation=False))
+    state = jax.eval_shape(algo.init, jax.random.PRNGKey(0), None)
+    new_state, metrics = jax.eval_shape(algo.train_chunk, state, None)
+    assert set(new_state.learners) == {"task"}
+    assert "train/task_actor/task_reward" in metrics and "train/task/critic_loss" in metrics
+
+
+# ----------------------------------------------------------------------- the loss
+def test_zero_weight_samples_do_not_change_an_update():
+    network = NetworkConfig(inputs="features", torso_hidden=(16,), head_hidden=(16,))
+    learner = D4PG(D4PGConfig(network=network, num_atoms=11), action_dim=3)
+    keys = iter(jax.random.split(jax.random.PRNGKey(0), 8))
+
+    def batch(size):
+        obs = lambda: {"proprio": jax.random.normal(next(keys), (size, 5))}
+        return NStepBatch(
+            obs=obs(),
+            action=jax.random.uniform(next(keys), (size, 3), minval=-1),
+            extras={},
+            returns={"task": jnp.linspace(0.0, 3.0, size)},
+            discounts={"task": jnp.full((size,), 0.9)},
+            next_obs=obs(),
+            next_extras={},
+        )
+
+    real, junk = batch(8), batch(8)
+    both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), real, junk)
+    weights = jnp.concatenate([jnp.ones(8), jnp.zeros(8)])
+    state = learner.init(jax.random.PRNGKey(1), real.obs)
+    alone, alone_metrics = learner.update(state, real)
+    weighted, weighted_metrics = learner.update(state, both, weights=weights)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), alone, weighted
+    )
+    for name in ("critic_loss", "actor_loss", "q_mean", "return_mean"):
+        np.testing.assert_allclose(alone_metrics[name], weighted_metrics[name], rtol=1e-5)
+    unweighted, _ = learner.update(state, both)  # the junk does matter without weights
+    differs = jax.tree.map(lambda a, b: not np.allclose(a, b), unweighted, alone)
+    assert any(jax.tree.leaves(differs.critic_params))
+
+
+# ------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "actors, learner, problem",
+    [
+        ({"task_fraction": 1.0}, {}, "actors.task_fraction=1.0 must be in"),
+        ({"task_fraction": 0.1}, {}, "gives 0 task-actor envs"),
+        ({"task_fraction": 0.5}, {"train_task": False}, "need learner.train_task=true"),
+        ({}, {"train_imitation": False, "train_task": False}, "are both false"),
+        ({"task_reset": "curriculum"}, {}, "'curriculum' needs task actors"),
+        ({"task_episode_steps": 0}, {}, "task_episode_steps must be >= 1"),
+        ({}, {"demo_fraction": -0.1}, "learner.demo_fraction=-0.1 must be in"),
+        ({}, {"demo_fraction": 0.01}, "gives 0 demo transitions"),
+        ({}, {"demo_fraction": 0.5, "train_task": False}, r"\(D4PGfD\) needs learner.train_task"),
+    ],
+)
+def test_impossible_baseline_combinations_are_rejected(actors, learner, problem):
+    with pytest.raises(ValueError, match=problem):
+        baseline_config(actors=actors, **learner)
+
+
+def test_d4pgfd_without_privileged_actions_is_rejected():
+    algo = build(baseline_config(demo_fraction=0.25))
+    bank = jax.eval_shape(lambda: recorded_bank(algo.env).replace(privileged_actions=None))
+    state = jax.eval_shape(algo.init, jax.random.PRNGKey(0), bank)
+    with pytest.raises(ValueError, match="demo_fraction > 0 \\(D4PGfD\\) needs the demos'"):
+        jax.eval_shape(algo.train_chunk, state, bank)
