@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/mjx-metamimic rollout --num-envs 16 --steps 200
+	$(BIN)/mjx-metamimic train --config cpu
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15 --nbmake tests notebooks
