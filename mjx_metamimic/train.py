@@ -104,6 +104,10 @@ class Trainer:
         self.ckpt = checkpoints.manager(run_dir)
         self.chunk = jax.jit(self.algo.train_chunk, donate_argnums=0)
         self.evaluator = Evaluator(self.algo)
+        if config.run.video_demos < 0:
+            raise ValueError(f"run.video_demos={config.run.video_demos} must be >= 0 (0: no video)")
+        video = config.run.video_demos > 0  # the size is checked now, not after training
+        self.video = ImitationVideo(self.algo, config.run.video_size) if video else None
 
     def initial_state(self, resume: bool):
         """A fresh state, or the latest checkpoint's when resuming.
@@ -160,7 +164,7 @@ class Trainer:
         plot = learning_curves(self.log.read(), self.run_dir / "learning_curves.png")
         if plot is not None:
             self.console.print(f"learning curves: {plot}")
-        if cfg.video_demos:
+        if self.video is not None:
             self.write_video(state)
         return final
 
@@ -170,8 +174,7 @@ class Trainer:
         num = min(cfg.video_demos, bank.num_demos)
         path = self.run_dir / f"imitation{video_suffix()}"
         self.console.print(f"rendering {path.name}: {num} validation demo(s), {cfg.video_size} px")
-        video = ImitationVideo(self.algo, cfg.video_size)
-        video.write(state.learners["imitation"].actor_params, bank, path, num)
+        self.video.write(state.learners["imitation"].actor_params, bank, path, num)
         self.console.print(f"video: {path}")
 
     def evaluate(self, state, chunk: int) -> dict:
