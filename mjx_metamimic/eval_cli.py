@@ -3,6 +3,7 @@
 Imitates every demo of a split (default: the held-out validation demos) and runs the
 task policy on fresh layouts, for the learned policies and the zero and random
 baselines in the same run; prints a table and writes ``<run>/eval-<split>.json``.
+``--video PATH`` also writes the imitation policy beside the split's first demos (.mp4/.gif).
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ from rich.table import Table
 from mjx_metamimic import checkpoints, demos
 from mjx_metamimic.evaluate import POLICIES, Evaluator
 from mjx_metamimic.train import build, load_run_config
+from mjx_metamimic.video import ImitationVideo, check_video_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,12 @@ class EvalArgs:
     task_episodes: int = 16
     """Fresh layouts for the task policy."""
     seed: int = 0
+    video: Path | None = None
+    """Also write a video (.mp4 needs PyAV, or .gif) of the imitation policy beside demos."""
+    video_demos: int = 1
+    """Demos of the split (the first ones) in the video, one row each."""
+    video_size: int = 128
+    """Height and width (pixels, even) of the agent's and the demo's halves of the video."""
 
 
 def main(argv: list[str]) -> int:
@@ -43,6 +51,10 @@ def main(argv: list[str]) -> int:
     console = Console()
     config = load_run_config(args.run)
     algo = build(config)
+    video = None
+    if args.video is not None:  # bad video options fail before the evaluation, not after it
+        check_video_path(args.video)
+        video = ImitationVideo(algo, args.video_size)
     bank = demos.DemoBank.from_demos(demos.load(args.demos or config.demos.path, args.split))
     state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
     step, state = checkpoints.restore_latest(checkpoints.manager(args.run), state)
@@ -68,4 +80,8 @@ def main(argv: list[str]) -> int:
     out = args.run / f"eval-{args.split}.json"
     out.write_text(json.dumps({"checkpoint": step, **results}, indent=2))
     console.print(f"wrote {out}")
+    if video is not None:
+        console.print(f"rendering {args.video}: {args.video_demos} demo(s), {args.video_size} px")
+        video.write(state.learners["imitation"].actor_params, bank, args.video, args.video_demos)
+        console.print(f"wrote {args.video}")
     return 0

@@ -4,7 +4,8 @@
   mjx-metamimic train --resume runs/cpu-20261124-101500
 
 The run directory holds config.json, metrics.csv, eval.csv, tensorboard/, checkpoints/ and, at the
-end, eval.json and learning_curves.png. Demonstrations are generated first if the configured
+end, eval.json, learning_curves.png and imitation.mp4 (.gif without PyAV): the imitation policy
+beside the validation demos it follows. Demonstrations are generated first if the configured
 dataset does not exist. Ctrl-C writes a final checkpoint.
 """
 
@@ -25,6 +26,7 @@ from mjx_metamimic.loop import MetaMimic
 from mjx_metamimic.metrics_log import MetricsLog
 from mjx_metamimic.plots import learning_curves
 from mjx_metamimic.train_config import TrainConfig
+from mjx_metamimic.video import ImitationVideo, video_suffix
 
 CONFIG_FILE = "config.json"
 SHOWN = (
@@ -121,6 +123,10 @@ class Trainer:
         self.ckpt = checkpoints.manager(run_dir)
         self.chunk = jax.jit(self.algo.train_chunk, donate_argnums=0)
         self.evaluator = Evaluator(self.algo)
+        if config.run.video_demos < 0:
+            raise ValueError(f"run.video_demos={config.run.video_demos} must be >= 0 (0: no video)")
+        video = config.run.video_demos > 0  # the size is checked now, not after training
+        self.video = ImitationVideo(self.algo, config.run.video_size) if video else None
 
     def initial_state(self, resume: bool):
         """A fresh state, or the latest checkpoint's when resuming.
@@ -177,7 +183,18 @@ class Trainer:
         plot = learning_curves(self.log.read(), self.run_dir / "learning_curves.png")
         if plot is not None:
             self.console.print(f"learning curves: {plot}")
+        if self.video is not None:
+            self.write_video(state)
         return final
+
+    def write_video(self, state) -> None:
+        """Renders the imitation policy beside the first validation demos (``run.video_*``)."""
+        cfg, bank = self.config.run, self.banks["validation"]
+        num = min(cfg.video_demos, bank.num_demos)
+        path = self.run_dir / f"imitation{video_suffix()}"
+        self.console.print(f"rendering {path.name}: {num} validation demo(s), {cfg.video_size} px")
+        self.video.write(state.learners["imitation"].actor_params, bank, path, num)
+        self.console.print(f"video: {path}")
 
     def evaluate(self, state, chunk: int) -> dict:
         key = jax.random.PRNGKey(self.config.run.seed + 1)

@@ -102,6 +102,10 @@ class RunConfig:
     """Chunks between checkpoints (0: only at the end)."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
+    video_demos: int = 1
+    """Validation demos in the final video of the imitation policy beside them (0: no video)."""
+    video_size: int = 128
+    """Height and width (pixels, even) of the agent's and the demo's halves of that video."""
 
 
 @dataclasses.dataclass(frozen=True)
