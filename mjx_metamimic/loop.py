@@ -350,6 +350,16 @@ class MetaMimic:
         }
         return state, metrics
 
+    def _with_input_scales(self, learners: dict, bank: DemoBank) -> dict:
+        """Every network of every learner standardises its inputs with the demos' stats."""
+        scales = demo_input_scales(bank, self.config.obs_keys)
+        return {
+            name: learner.replace(
+                **{f: set_input_scales(getattr(learner, f), scales) for f in PARAM_FIELDS}
+            )
+            for name, learner in learners.items()
+        }
+
     def init(self, key: jax.Array, bank: DemoBank) -> TrainState:
         """The initial training state: fresh learners, empty replay, envs on demos."""
         key, key_env, key_learn = jax.random.split(key, 3)
@@ -358,16 +368,8 @@ class MetaMimic:
         zero = jnp.zeros((), jnp.int32)
         goal = self.goal(bank, demo_idx[0], zero) if self.trains_imitation else None
         learners = self.learners.init(key_learn, one_obs, goal)
-        scales = demo_input_scales(bank, self.config.obs_keys)
-        learners = {
-            name: learner.replace(
-                **{
-                    field: set_input_scales(getattr(learner, field), scales)
-                    for field in PARAM_FIELDS
-                }
-            )
-            for name, learner in learners.items()
-        }
+        if self.config.learner.network.standardize_inputs:
+            learners = self._with_input_scales(learners, bank)
         example_step = {
             "obs": one_obs,
             "action": jnp.zeros(self.env.action_size),

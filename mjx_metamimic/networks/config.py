@@ -54,6 +54,9 @@ class NetworkConfig:
     pixels, the whole torso for features. The last size is the embedding size."""
     head_hidden: tuple[int, ...] = (256, 256)
     """Dense layers (Dense -> LayerNorm -> ELU) of the policy and critic heads."""
+    standardize_inputs: bool = False
+    """Standardise the vector inputs with the training demos' statistics (observations and
+    goals by their mean and std, goal - obs by the RMS of one demo step), clipped to +-5."""
 
 
 def num_conv_layers(stages: tuple[Stage, ...]) -> int:

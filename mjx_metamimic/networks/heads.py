@@ -17,6 +17,7 @@ from mjx_metamimic.networks.torso import LayerNormMLP, ResNetTorso
 
 Observation = Mapping[str, jax.Array]
 INPUT_SCALES = "input_scales"  # variable collection of the fixed input standardisation
+INPUT_CLIP = 5.0  # bound on standardised inputs
 
 
 @flax.struct.dataclass
@@ -54,10 +55,11 @@ def observation_vectors(obs: Observation) -> jax.Array:
 class Encoder(nn.Module):
     """Maps an observation (and an optional goal) to an embedding.
 
-    The vector parts enter standardised, as [obs, goal, goal - obs] (just obs without a
-    goal), followed by the action for critics. The standardisation constants live in the
+    The vector parts enter as [obs, goal, goal - obs] (just obs without a goal). With
+    ``NetworkConfig.standardize_inputs`` each is standardised by constants in the
     ``input_scales`` variable collection (identity at init; ``set_input_scales`` fills them
-    in, e.g. from demo statistics); no gradient reaches them.
+    in, e.g. from demo statistics; no gradient reaches them) and clipped to
+    +-``INPUT_CLIP``, so states far from the demos' (an arm that drifted away) stay in range.
     Pixels: the observation and goal frames are channel-stacked, scaled to [0, 1], passed
     through the residual torso, and joined with the vectors, then ``torso_hidden`` dense
     layers. Features: ``torso_hidden`` dense layers over the vectors alone.
@@ -66,27 +68,29 @@ class Encoder(nn.Module):
     config: NetworkConfig
 
     @nn.compact
-    def __call__(
-        self,
-        obs: Observation,
-        goal: Observation | None = None,
-        action: jax.Array | None = None,
-    ) -> jax.Array:
+    def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
         """Returns the embedding: (..., torso_hidden[-1]) float32."""
-        raw = observation_vectors(obs)  # (..., V)
-        batch_shape = raw.shape[:-1]
-        shift, scale = (
-            jax.lax.stop_gradient(self.variable(INPUT_SCALES, name, init, raw.shape[-1:]).value)
-            for name, init in (("shift", jnp.zeros), ("scale", jnp.ones))
-        )
-        vectors = (raw - shift) / scale
+        vectors = observation_vectors(obs)  # (..., V)
+        batch_shape = vectors.shape[:-1]
+        goal_vectors = None if goal is None else observation_vectors(goal)
+        difference = None if goal is None else goal_vectors - vectors
+        if self.config.standardize_inputs:
+            size = vectors.shape[-1:]
+            shift, scale, step = (
+                jax.lax.stop_gradient(self.variable(INPUT_SCALES, name, init, size).value)
+                for name, init in (
+                    ("shift", jnp.zeros),
+                    ("scale", jnp.ones),
+                    ("difference_scale", jnp.ones),
+                )
+            )
+            standardise = lambda x, s: jnp.clip(x / s, -INPUT_CLIP, INPUT_CLIP)
+            vectors = standardise(vectors - shift, scale)
+            if goal is not None:
+                goal_vectors = standardise(goal_vectors - shift, scale)
+                difference = standardise(difference, step)
         if goal is not None:
-            goal_raw = observation_vectors(goal)
-            step = self.variable(INPUT_SCALES, "difference_scale", jnp.ones, raw.shape[-1:])
-            difference = (goal_raw - raw) / jax.lax.stop_gradient(step.value)
-            vectors = jnp.concatenate([vectors, (goal_raw - shift) / scale, difference], -1)
-        if action is not None:
-            vectors = jnp.concatenate([vectors, action], -1)
+            vectors = jnp.concatenate([vectors, goal_vectors, difference], -1)
         if self.config.inputs == "features":
             return LayerNormMLP(self.config.torso_hidden)(vectors)
         frames = obs["pixels"]  # (..., H, W, 3) uint8
@@ -115,9 +119,8 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Categorical critic Q(o, [g], a): logits over a fixed support. The action joins the
-    vector inputs of the dense torso (after the conv stack for pixels), so every dense layer
-    can model how the value depends on it."""
+    """Categorical critic Q(o, [g], a): logits over a fixed support; the action joins after
+    the torso."""
 
     config: NetworkConfig
     num_atoms: int
@@ -127,6 +130,6 @@ class Critic(nn.Module):
         self, obs: Observation, goal: Observation | None, action: jax.Array
     ) -> jax.Array:
         """Returns logits: (..., num_atoms) float32."""
-        embedding = Encoder(self.config)(obs, goal, action)
-        h = LayerNormMLP(self.config.head_hidden)(embedding)
+        embedding = Encoder(self.config)(obs, goal)
+        h = LayerNormMLP(self.config.head_hidden)(jnp.concatenate([embedding, action], -1))
         return nn.Dense(self.num_atoms, kernel_init=nn.initializers.normal(1e-3))(h)
