@@ -9,6 +9,7 @@ BENCHMARKS: dict[str, str] = {
     "render": "mjx_metamimic.bench.render_bench",
     "learner": "mjx_metamimic.bench.learner_bench",
     "demos": "mjx_metamimic.bench.demos_bench",
+    "train": "mjx_metamimic.bench.train_bench",
 }
 
 

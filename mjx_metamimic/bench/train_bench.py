@@ -1,0 +1,402 @@
+"""``mjx-metamimic bench train``: env steps/s and updates/s of the whole training loop.
+
+Three ways of doing the same work per chunk (K env steps for each of E envs, U learner
+updates) are measured in the same run, in alternating rounds:
+
+* ``one-jit``: the fused ``train_chunk`` (one jitted call per chunk, state donated);
+* ``split``: two jitted calls per chunk, collect (+ replay add), then learn;
+* ``host``: a host-side Python loop, one jitted call per env step (collect one step of
+  every env + add) and one per learner update.
+
+The time shares come from each component timed alone with its own jitted function at
+the run's sizes: physics (K steps of E envs, no rendering), rendering (K frames of E
+envs), replay (add K steps, sample U batches and their goals) and learning (U updates on
+fixed batches). Their sum is compared with the one-jit loop's time per chunk; the rest is
+the actors' policy, imitation reward and episode resets.
+"""
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from mjx_metamimic import configs, envs
+from mjx_metamimic.agents import scan_updates
+from mjx_metamimic.bench.common import time_calls, write_json
+from mjx_metamimic.demos import DemoBank
+from mjx_metamimic.envs.batching import batched
+from mjx_metamimic.envs.stack import StackEnv
+from mjx_metamimic.loop import MetaMimic, TrainState
+from mjx_metamimic.train import build, ensure_demos, load_banks
+from mjx_metamimic.train_config import TrainConfig
+
+VARIANTS = ("one-jit", "split", "host")
+COMPONENTS = ("physics", "rendering", "replay", "learning")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainBenchArgs:
+    """Benchmark the fused training loop against split and host-driven versions of it."""
+
+    configs: tuple[str, ...] = ("features", "cpu")
+    """Run configs to measure (names in train/ or .toml paths)."""
+    seconds: float = 2.0
+    """Minimum timed seconds per measurement and round (at least two chunks each)."""
+    rounds: int = 2
+    """Rounds of alternating measurements; each variant's best round is reported."""
+    replay_capacity: int | None = None
+    """Override the configs' replay capacity (e.g. to keep memory small)."""
+    num_envs: int | None = None
+    """Override the configs' number of envs (E)."""
+    seed: int = 0
+    """Seed of the training state."""
+    out: str = "bench_results/train.json"
+    """Where to write the JSON results."""
+
+
+def bench_config(name: str, args: TrainBenchArgs) -> TrainConfig:
+    """The named run config with the benchmark's overrides applied."""
+    config = configs.load(TrainConfig, name)
+    if args.replay_capacity is not None:
+        replay = dataclasses.replace(config.replay, capacity=args.replay_capacity)
+        config = dataclasses.replace(config, replay=replay)
+    if args.num_envs is not None:
+        actors = dataclasses.replace(config.actors, num_envs=args.num_envs)
+        config = dataclasses.replace(config, actors=actors)
+    return config
+
+
+def with_chunk_sizes(config: TrainConfig, steps: int, updates: int) -> TrainConfig:
+    """``config`` with K = ``steps`` env steps and U = ``updates`` updates per chunk."""
+    return dataclasses.replace(
+        config,
+        actors=dataclasses.replace(config.actors, steps_per_chunk=steps),
+        learner=dataclasses.replace(config.learner, updates_per_chunk=updates),
+    )
+
+
+def _collect_and_store(algo: MetaMimic) -> Callable:
+    """Jitted (state, bank) -> state: ``algo``'s K env steps, appended to the replay."""
+
+    def run(state, bank):
+        state, steps, _ = algo.collect(state, bank)
+        return state.replace(replay=algo.replay.add_sequence(state.replay, steps))
+
+    return jax.jit(run, donate_argnums=0)
+
+
+def _learn(algo: MetaMimic) -> Callable:
+    """Jitted (state, bank) -> state: ``algo``'s U learner updates."""
+    return jax.jit(lambda state, bank: algo.learn(state, bank)[0], donate_argnums=0)
+
+
+class Variants:
+    """The three ways of running one training chunk, each (state, bank) -> state.
+
+    Args:
+      config: the run config (K, U and every size).
+    """
+
+    def __init__(self, config: TrainConfig):
+        self.algo = build(config)
+        self.steps, self.updates = config.actors.steps_per_chunk, config.learner.updates_per_chunk
+        fused = jax.jit(self.algo.train_chunk, donate_argnums=0)
+        self._fused = lambda state, bank: fused(state, bank)[0]
+        self._collect = _collect_and_store(self.algo)
+        self._learn = _learn(self.algo)
+        single = build(with_chunk_sizes(config, 1, 1))
+        self._collect_one = _collect_and_store(single)
+        self._learn_one = _learn(single)
+
+    def chunk(self, variant: str) -> Callable[[TrainState, DemoBank], TrainState]:
+        """The chunk function of ``variant`` (one of ``VARIANTS``)."""
+        return {"one-jit": self._fused, "split": self._split, "host": self._host}[variant]
+
+    def _split(self, state, bank):
+        return self._learn(self._collect(state, bank), bank)
+
+    def _host(self, state, bank):
+        for _ in range(self.steps):
+            state = self._collect_one(state, bank)
+        for _ in range(self.updates):
+            state = self._learn_one(state, bank)
+        return state
+
+
+def prefill(variants: Variants, state: TrainState, bank: DemoBank) -> tuple[TrainState, int]:
+    """Runs one-jit chunks until the replay can be sampled (so every chunk learns)."""
+    algo, chunk, chunks = variants.algo, variants.chunk("one-jit"), 0
+    while not bool(algo.replay.can_sample(state.replay)):
+        state = chunk(state, bank)
+        chunks += 1
+    return state, chunks
+
+
+def counters(state: TrainState) -> tuple[int, int]:
+    """(env steps, learner updates) done so far."""
+    return int(state.env_steps), int(state.updates)
+
+
+def time_chunks(chunk, state, bank, min_seconds: float, min_chunks: int = 2):
+    """Times ``chunk`` (warmed up); returns the state and seconds, env steps, updates per chunk."""
+    steps0, updates0 = counters(jax.block_until_ready(state))
+    chunks, start = 0, time.perf_counter()
+    while chunks < min_chunks or time.perf_counter() - start < min_seconds:
+        state = jax.block_until_ready(chunk(state, bank))
+        chunks += 1
+    seconds = (time.perf_counter() - start) / chunks
+    steps1, updates1 = counters(state)
+    measured = {
+        "seconds_per_chunk": seconds,
+        "chunks": chunks,
+        "env_steps_per_chunk": (steps1 - steps0) / chunks,
+        "updates_per_chunk": (updates1 - updates0) / chunks,
+    }
+    return state, measured
+
+
+# ------------------------------------------------------------------- components
+def physics_env(config: TrainConfig) -> StackEnv:
+    """The run's stacking env without pixels."""
+    return envs.make("stack", **{**dataclasses.asdict(config.env), "image_size": 0})
+
+
+class Components:
+    """Each part of a chunk alone, jitted at the run's sizes: name -> (carry) -> carry.
+
+    Args:
+      algo: the run's algorithm (its env renders iff the config has pixels).
+      physics_env: the run's env without pixels (it only steps physics).
+    """
+
+    def __init__(self, algo: MetaMimic, physics_env: StackEnv):
+        self.algo, self.physics_env = algo, physics_env
+        cfg = algo.config
+        self.steps, self.updates = cfg.actors.steps_per_chunk, cfg.learner.updates_per_chunk
+        self.batch_size, self.noise_std = cfg.learner.batch_size, cfg.actors.noise_std
+        self.physics = jax.jit(self._physics, donate_argnums=0)
+        self.rendering = jax.jit(self._rendering) if algo.env.renderer is not None else None
+        self.replay = jax.jit(self._replay, donate_argnums=0)
+        self.learning = jax.jit(self._learning, donate_argnums=0)
+
+    def _physics(self, env_state, key):
+        """K steps of every env with Gaussian exploration-like actions, no rendering."""
+        step = batched(self.physics_env.step, self.algo.chunk_size)
+        num_envs = jax.tree.leaves(env_state)[0].shape[0]
+
+        def one(carry, _):
+            state, key = carry
+            key, key_action = jax.random.split(key)
+            noise = self.noise_std * jax.random.normal(
+                key_action, (num_envs, self.physics_env.action_size)
+            )
+            return (step(state, jnp.clip(noise, -1.0, 1.0)), key), None
+
+        return jax.lax.scan(one, (env_state, key), None, length=self.steps)[0]
+
+    def _rendering(self, data, block_rgba):
+        """K frames of every env (each shifted by a micrometre so none is hoisted)."""
+        render = batched(self.algo.env.render, self.algo.chunk_size)
+
+        def one(_, i):
+            shifted = data.replace(geom_xpos=data.geom_xpos + 1e-6 * i)
+            return None, render(shifted, block_rgba)
+
+        return jax.lax.scan(one, None, jnp.arange(self.steps, dtype=jnp.float32))[1]
+
+    def _replay(self, replay, steps, bank, key):
+        """Adds K steps of every env, then samples U batches and their goals."""
+        algo = self.algo
+        replay = algo.replay.add_sequence(replay, steps)
+
+        def one(_, k):
+            batch = algo.replay.sample(replay, k, self.batch_size)
+            goal = algo.goal(bank, batch.extras["demo_idx"], batch.extras["t"])
+            next_goal = algo.goal(bank, batch.next_extras["demo_idx"], batch.next_extras["t"])
+            return None, (batch, goal, next_goal)
+
+        return replay, jax.lax.scan(one, None, jax.random.split(key, self.updates))[1]
+
+    def _learning(self, learners, batches):
+        """U updates of every learner, one per fixed batch."""
+        update = lambda states, b: self.algo.learners.update(states, *b)
+        return scan_updates(update, learners, batches)[0]
+
+    def calls(self, state: TrainState, bank: DemoBank) -> dict[str, Callable[[], object]]:
+        """Zero-argument calls of each component on copies of ``state``'s parts."""
+        copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+        env_state = state.env_state.replace(
+            obs={k: v for k, v in state.env_state.obs.items() if k != "pixels"}
+        )
+        num_envs = state.demo_idx.shape[0]
+        steps = jax.tree.map(
+            lambda x: jnp.zeros((num_envs, self.steps, *x.shape[2:]), x.dtype),
+            state.replay.experience,
+        )
+        carry = {
+            "env_state": copy(env_state),
+            "replay": copy(state.replay),
+            "learners": copy(state.learners),
+            "key": jax.random.PRNGKey(1),
+        }
+        carry["replay"], carry["batches"] = self.replay(carry["replay"], steps, bank, carry["key"])
+
+        def physics():
+            carry["env_state"], carry["key"] = self.physics(carry["env_state"], carry["key"])
+            return carry["env_state"]
+
+        def replay():
+            carry["key"], key = jax.random.split(carry["key"])
+            carry["replay"], batches = self.replay(carry["replay"], steps, bank, key)
+            return batches
+
+        def learning():
+            carry["learners"] = self.learning(carry["learners"], carry["batches"])
+            return carry["learners"]
+
+        calls = {"physics": physics, "replay": replay, "learning": learning}
+        if self.rendering is not None:
+            data, rgba = state.env_state.pipeline_state, state.env_state.info["block_rgba"]
+            calls["rendering"] = lambda: self.rendering(data, rgba)
+        return calls
+
+
+# ------------------------------------------------------------------- one config
+def benchmark_config(
+    config: TrainConfig, bank: DemoBank, args: TrainBenchArgs, console: Console
+) -> dict:
+    """Measures the three variants and the components of one config (see module docstring)."""
+    variants = Variants(config)
+    algo = variants.algo
+    components = Components(algo, physics_env(config))
+
+    compile_s = {}
+    start = time.perf_counter()
+    state = jax.jit(algo.init)(jax.random.PRNGKey(args.seed), bank)
+    state = jax.block_until_ready(variants.chunk("one-jit")(state, bank))  # compiles
+    compile_s["one-jit"] = time.perf_counter() - start
+    state, prefill_chunks = prefill(variants, state, bank)
+    console.print(f"  prefilled the replay with {prefill_chunks + 1} chunks")
+    for name in ("split", "host"):
+        start = time.perf_counter()
+        state = jax.block_until_ready(variants.chunk(name)(state, bank))
+        compile_s[name] = time.perf_counter() - start
+        console.print(f"  {name}: compiled + first chunk in {compile_s[name]:.0f} s")
+    calls = components.calls(state, bank)
+    for name, call in calls.items():
+        start = time.perf_counter()
+        jax.block_until_ready(call())
+        compile_s[name] = time.perf_counter() - start
+
+    rounds = {name: [] for name in (*VARIANTS, *calls)}
+    for r in range(args.rounds):
+        for name in VARIANTS:
+            state, measured = time_chunks(variants.chunk(name), state, bank, args.seconds)
+            rounds[name].append(measured)
+        for name, call in calls.items():
+            rounds[name].append({"seconds_per_chunk": time_calls(call, args.seconds)})
+        line = "  ".join(f"{n} {rs[-1]['seconds_per_chunk']:.3f}" for n, rs in rounds.items())
+        console.print(f"  round {r + 1}: s/chunk {line}")
+    return summarise(config, rounds, compile_s, prefill_chunks + 1)
+
+
+def summarise(config: TrainConfig, rounds: dict, compile_s: dict, prefill_chunks: int) -> dict:
+    """Best round per measurement, rates, same-run ratios and time shares."""
+    best = {n: min(rs, key=lambda m: m["seconds_per_chunk"]) for n, rs in rounds.items()}
+    variants = {}
+    for name in VARIANTS:
+        m = best[name]
+        variants[name] = {
+            **m,
+            "env_steps_per_s": m["env_steps_per_chunk"] / m["seconds_per_chunk"],
+            "updates_per_s": m["updates_per_chunk"] / m["seconds_per_chunk"],
+        }
+    fused = variants["one-jit"]["seconds_per_chunk"]
+    component_s = {n: best[n]["seconds_per_chunk"] if n in best else 0.0 for n in COMPONENTS}
+    total = sum(component_s.values())
+    return {
+        "config": config.name,
+        "num_envs": config.actors.num_envs,
+        "steps_per_chunk": config.actors.steps_per_chunk,
+        "updates_per_chunk": config.learner.updates_per_chunk,
+        "batch_size": config.learner.batch_size,
+        "image_size": config.image_size,
+        "replay_capacity": config.replay.capacity,
+        "prefill_chunks": prefill_chunks,
+        "variants": variants,
+        "speedup_of_one_jit": {
+            name: variants[name]["seconds_per_chunk"] / fused for name in ("split", "host")
+        },
+        "components": {
+            n: {"seconds_per_chunk": s, "share": s / total} for n, s in component_s.items()
+        },
+        "components_sum_over_one_jit": total / fused,
+        "rounds": rounds,
+        "compile_and_first_call_s": compile_s,
+    }
+
+
+# ------------------------------------------------------------------------ output
+def variants_table(results: list[dict]) -> Table:
+    """Rich table of each config's variants."""
+    table = Table(title="training loop: the same chunk three ways (best round)")
+    for col in ("config", "E x K / U", "variant", "s/chunk", "env steps/s", "updates/s",
+                "one-jit speedup"):
+        table.add_column(col, justify="left" if col in ("config", "variant") else "right")
+    for r in results:
+        sizes = f"{r['num_envs']} x {r['steps_per_chunk']} / {r['updates_per_chunk']}"
+        for name, v in r["variants"].items():
+            speedup = r["speedup_of_one_jit"].get(name)
+            table.add_row(
+                r["config"], sizes, name, f"{v['seconds_per_chunk']:.3f}",
+                f"{v['env_steps_per_s']:,.0f}", f"{v['updates_per_s']:,.1f}",
+                "-" if speedup is None else f"{speedup:.2f}x",
+            )
+    return table
+
+
+def shares_table(results: list[dict]) -> Table:
+    """Rich table of each config's component times and shares."""
+    table = Table(title="time per chunk by component (each jitted alone)")
+    table.add_column("config")
+    for name in COMPONENTS:
+        table.add_column(name, justify="right")
+    table.add_column("sum / one-jit", justify="right")
+    for r in results:
+        cells = [
+            f"{c['seconds_per_chunk']:.3f} s ({c['share']:.0%})" for c in r["components"].values()
+        ]
+        table.add_row(r["config"], *cells, f"{r['components_sum_over_one_jit']:.2f}")
+    return table
+
+
+def main(argv: list[str]) -> int:
+    """Runs the training-loop benchmark, prints tables and writes JSON."""
+    args = tyro.cli(TrainBenchArgs, args=argv, prog="mjx-metamimic bench train")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # keep tables unwrapped in logs
+    load_at_start = os.getloadavg()
+    results = []
+    for name in args.configs:
+        config = bench_config(name, args)
+        console.print(f"[bold]train bench[/] {config.name}: backend={jax.default_backend()}")
+        ensure_demos(config, console)
+        bank = load_banks(config)["train"]
+        results.append(benchmark_config(config, bank, args, console))
+    console.print(variants_table(results))
+    console.print(shares_table(results))
+    path = write_json(args.out, {
+        "benchmark": "train",
+        "args": dataclasses.asdict(args),
+        "load_average_1_5_15min": {"start": load_at_start, "end": os.getloadavg()},
+        "configs": results,
+    })
+    console.print(f"wrote {path}")
+    return 0
