@@ -161,7 +161,7 @@ def curriculum():
         actors={"task_reset": "curriculum", "task_episode_steps": 3},
         train_imitation=False,
     )
-    return run(config, num_chunks=2)
+    return run(config, num_chunks=5)  # 2 envs x 5 steps x 5 chunks: past min_size (40)
 
 
 def test_task_only_trains_only_the_task_learner(curriculum):
