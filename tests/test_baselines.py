@@ -46,14 +46,17 @@ def recorded_bank(env, seed: int = 0) -> DemoBank:
     )
 
 
-def baseline_config(num_envs=4, actors=None, **learner):
+def baseline_config(num_envs=4, actors=None, min_size=40, **learner):
     """The tiny features config of test_loop with baseline switches."""
     base = tiny_config()
     actors = dataclasses.replace(
         base.actors, num_envs=num_envs, steps_per_chunk=STEPS_PER_CHUNK, **(actors or {})
     )
     return dataclasses.replace(
-        base, actors=actors, learner=dataclasses.replace(base.learner, **learner)
+        base,
+        actors=actors,
+        learner=dataclasses.replace(base.learner, **learner),
+        replay=dataclasses.replace(base.replay, min_size=min_size),
     )
 
 
@@ -159,6 +162,7 @@ def curriculum():
     config = baseline_config(
         num_envs=2,
         actors={"task_reset": "curriculum", "task_episode_steps": 3},
+        min_size=16,  # learning starts in the second chunk
         train_imitation=False,
     )
     return run(config, num_chunks=5)  # 2 envs x 5 steps x 5 chunks: past min_size (40)
@@ -216,14 +220,15 @@ def test_zero_weight_samples_do_not_change_an_update():
     both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), real, junk)
     weights = jnp.concatenate([jnp.ones(8), jnp.zeros(8)])
     state = learner.init(jax.random.PRNGKey(1), real.obs)
-    alone, alone_metrics = learner.update(state, real)
-    weighted, weighted_metrics = learner.update(state, both, weights=weights)
+    update = jax.jit(learner.update)
+    alone, alone_metrics = update(state, real)
+    weighted, weighted_metrics = update(state, both, weights=weights)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), alone, weighted
     )
     for name in ("critic_loss", "actor_loss", "q_mean", "return_mean"):
         np.testing.assert_allclose(alone_metrics[name], weighted_metrics[name], rtol=1e-5)
-    unweighted, _ = learner.update(state, both)  # the junk does matter without weights
+    unweighted, _ = update(state, both)  # the junk does matter without weights
     differs = jax.tree.map(lambda a, b: not np.allclose(a, b), unweighted, alone)
     assert any(jax.tree.leaves(differs.critic_params))
 
@@ -253,4 +258,4 @@ def test_d4pgfd_without_privileged_actions_is_rejected():
     bank = jax.eval_shape(lambda: recorded_bank(algo.env).replace(privileged_actions=None))
     state = jax.eval_shape(algo.init, jax.random.PRNGKey(0), bank)
     with pytest.raises(ValueError, match="demo_fraction > 0 \\(D4PGfD\\) needs the demos'"):
-        jax.eval_shape(algo.train_chunk, state, bank)
+        jax.eval_shape(algo._sample, state.replay, bank, jax.random.PRNGKey(1))
