@@ -32,13 +32,8 @@ class InputScales:
 
 def set_input_scales(variables: dict, scales: InputScales) -> dict:
     """Returns ``variables`` (of an Actor or Critic) with ``scales`` in every encoder."""
-    values = {
-        "shift": scales.shift,
-        "scale": scales.scale,
-        "difference_scale": scales.difference_scale,
-    }
     collection = jax.tree_util.tree_map_with_path(
-        lambda path, leaf: jnp.broadcast_to(values[path[-1].key], leaf.shape).astype(leaf.dtype),
+        lambda path, leaf: getattr(scales, path[-1].key).astype(leaf.dtype),
         variables[INPUT_SCALES],
     )
     return {**variables, INPUT_SCALES: collection}
