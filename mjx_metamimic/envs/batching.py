@@ -4,7 +4,7 @@ On XLA:CPU a vmapped ``mjx.step`` over more than ~100 envs can deadlock: the bat
 LAPACK Cholesky splits the batch over the 2-thread pool and MJX runs two independent
 factorisations that each hold a worker (DESIGN.md). Stepping in chunks (``lax.map`` over
 chunks, ``vmap`` inside) removes the cause. Chunks of 16 envs are also the fastest
-layout on CPU: 64 envs in 4 chunks of 16 took ~15% less CPU time per env step than one
+layout on CPU: 64 envs in 4 chunks of 16 took 14–22% less CPU time per env step than one
 vmap of 64 or of 16 (docs/benchmarks.md). Accelerators vmap the whole batch at once.
 """
 
