@@ -24,7 +24,7 @@ class DemosBenchArgs:
     """Benchmark demonstration recording."""
 
     batch_sizes: tuple[int, ...] = (16, 64, 256)
-    """Demos recorded per compiled call (chunks of <= 64 vmapped on CPU)."""
+    """Demos recorded per compiled call (chunks of <= 16 vmapped on CPU)."""
     image_size: int = 64
     """Frame height and width when rendering."""
     max_steps: int = 200
