@@ -229,7 +229,8 @@ class Components:
         return scan_updates(update, learners, batches)[0]
 
     def calls(self, state: TrainState, bank: DemoBank) -> dict[str, Callable[[], object]]:
-        """Zero-argument calls of each component on copies of ``state``'s parts."""
+        """Zero-argument calls of each component on copies of ``state``'s parts (``state``
+        itself stays free to be donated to training chunks)."""
         copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
         env_state = state.env_state.replace(
             obs={k: v for k, v in state.env_state.obs.items() if k != "pixels"}
@@ -262,8 +263,8 @@ class Components:
 
         calls = {"physics": physics, "replay": replay, "learning": learning}
         if self.rendering is not None:
-            data, rgba = state.env_state.pipeline_state, state.env_state.info["block_rgba"]
-            calls["rendering"] = lambda: self.rendering(data, rgba)
+            frames_of = copy((state.env_state.pipeline_state, state.env_state.info["block_rgba"]))
+            calls["rendering"] = lambda: self.rendering(*frames_of)
         return calls
 
 
