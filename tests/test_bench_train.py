@@ -93,6 +93,7 @@ def test_results_hold_ratios_and_shares(result):
     for name in ("split", "host"):
         expected = result["variants"][name]["seconds_per_chunk"] / fused
         assert result["speedup_of_one_jit"][name] == pytest.approx(expected)
+        assert result["median_round_speedup_of_one_jit"][name] > 0
     components = result["components"]
     assert list(components) == list(train_bench.COMPONENTS)
     assert components["rendering"]["seconds_per_chunk"] == 0.0  # features: no pixels

@@ -17,6 +17,7 @@ the actors' policy, imitation reward and episode resets.
 
 import dataclasses
 import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -48,8 +49,8 @@ class TrainBenchArgs:
     """Run configs to measure (names in train/ or .toml paths)."""
     seconds: float = 2.0
     """Minimum timed seconds per measurement and round (at least two chunks each)."""
-    rounds: int = 2
-    """Rounds of alternating measurements; each variant's best round is reported."""
+    rounds: int = 3
+    """Rounds of alternating measurements (best round and median per-round ratios reported)."""
     replay_capacity: int | None = None
     """Override the configs' replay capacity (e.g. to keep memory small)."""
     num_envs: int | None = None
@@ -82,18 +83,21 @@ def with_chunk_sizes(config: TrainConfig, steps: int, updates: int) -> TrainConf
 
 
 def _collect_and_store(algo: MetaMimic) -> Callable:
-    """Jitted (state, bank) -> state: ``algo``'s K env steps, appended to the replay."""
+    """Jitted (state, bank) -> (state, metrics): ``algo``'s K env steps, added to the replay.
+
+    Metrics are returned (as by the one-jit chunk) so that no variant skips their work.
+    """
 
     def run(state, bank):
-        state, steps, _ = algo.collect(state, bank)
-        return state.replace(replay=algo.replay.add_sequence(state.replay, steps))
+        state, steps, metrics = algo.collect(state, bank)
+        return state.replace(replay=algo.replay.add_sequence(state.replay, steps)), metrics
 
     return jax.jit(run, donate_argnums=0)
 
 
 def _learn(algo: MetaMimic) -> Callable:
-    """Jitted (state, bank) -> state: ``algo``'s U learner updates."""
-    return jax.jit(lambda state, bank: algo.learn(state, bank)[0], donate_argnums=0)
+    """Jitted (state, bank) -> (state, metrics): ``algo``'s U learner updates."""
+    return jax.jit(algo.learn, donate_argnums=0)
 
 
 class Variants:
@@ -119,13 +123,14 @@ class Variants:
         return {"one-jit": self._fused, "split": self._split, "host": self._host}[variant]
 
     def _split(self, state, bank):
-        return self._learn(self._collect(state, bank), bank)
+        state, _ = self._collect(state, bank)
+        return self._learn(state, bank)[0]
 
     def _host(self, state, bank):
         for _ in range(self.steps):
-            state = self._collect_one(state, bank)
+            state, _ = self._collect_one(state, bank)
         for _ in range(self.updates):
-            state = self._learn_one(state, bank)
+            state, _ = self._learn_one(state, bank)
         return state
 
 
@@ -229,7 +234,8 @@ class Components:
         return scan_updates(update, learners, batches)[0]
 
     def calls(self, state: TrainState, bank: DemoBank) -> dict[str, Callable[[], object]]:
-        """Zero-argument calls of each component on copies of ``state``'s parts."""
+        """Zero-argument calls of each component on copies of ``state``'s parts (``state``
+        itself stays free to be donated to training chunks)."""
         copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
         env_state = state.env_state.replace(
             obs={k: v for k, v in state.env_state.obs.items() if k != "pixels"}
@@ -262,8 +268,8 @@ class Components:
 
         calls = {"physics": physics, "replay": replay, "learning": learning}
         if self.rendering is not None:
-            data, rgba = state.env_state.pipeline_state, state.env_state.info["block_rgba"]
-            calls["rendering"] = lambda: self.rendering(data, rgba)
+            frames_of = copy((state.env_state.pipeline_state, state.env_state.info["block_rgba"]))
+            calls["rendering"] = lambda: self.rendering(*frames_of)
         return calls
 
 
@@ -333,6 +339,15 @@ def summarise(config: TrainConfig, rounds: dict, compile_s: dict, prefill_chunks
         "speedup_of_one_jit": {
             name: variants[name]["seconds_per_chunk"] / fused for name in ("split", "host")
         },
+        # Ratios within each round pair measurements taken seconds apart: steadier than
+        # best rounds when the machine's load drifts.
+        "median_round_speedup_of_one_jit": {
+            name: statistics.median(
+                other["seconds_per_chunk"] / own["seconds_per_chunk"]
+                for own, other in zip(rounds["one-jit"], rounds[name], strict=True)
+            )
+            for name in ("split", "host")
+        },
         "components": {
             n: {"seconds_per_chunk": s, "share": s / total} for n, s in component_s.items()
         },
@@ -347,16 +362,16 @@ def variants_table(results: list[dict]) -> Table:
     """Rich table of each config's variants."""
     table = Table(title="training loop: the same chunk three ways (best round)")
     for col in ("config", "E x K / U", "variant", "s/chunk", "env steps/s", "updates/s",
-                "one-jit speedup"):
+                "one-jit speedup", "median per round"):
         table.add_column(col, justify="left" if col in ("config", "variant") else "right")
     for r in results:
         sizes = f"{r['num_envs']} x {r['steps_per_chunk']} / {r['updates_per_chunk']}"
         for name, v in r["variants"].items():
-            speedup = r["speedup_of_one_jit"].get(name)
+            speedups = (r["speedup_of_one_jit"], r["median_round_speedup_of_one_jit"])
             table.add_row(
                 r["config"], sizes, name, f"{v['seconds_per_chunk']:.3f}",
                 f"{v['env_steps_per_s']:,.0f}", f"{v['updates_per_s']:,.1f}",
-                "-" if speedup is None else f"{speedup:.2f}x",
+                *(f"{x[name]:.2f}x" if name in x else "-" for x in speedups),
             )
     return table
 
