@@ -289,8 +289,10 @@ class MetaMimic:
     # ---------------------------------------------------------------- learners
     def _sample(self, replay: ReplayState, bank: DemoBank, key: jax.Array):
         """A learner batch (agent replay, plus demo transitions for D4PGfD), the goals of the
-        imitation learner (None without one) and its per-sample weights (None: uniform)."""
+        imitation learner (None without one), its per-sample weights (None: uniform) and a
+        key for the learners' own randomness."""
         cfg = self.config
+        key, key_learners = jax.random.split(key)
         demo_size = cfg.demo_batch_size
         if demo_size:
             key, key_demo = jax.random.split(key)
@@ -302,11 +304,11 @@ class MetaMimic:
             demo_batch = nstep_batch(sequences, cfg.replay.n_step, cfg.replay.gamma)
             batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), batch, demo_batch)
         if not self.trains_imitation:
-            return batch, None, None, None
+            return batch, None, None, None, key_learners
         goal = self.goal(bank, batch.extras["demo_idx"], batch.extras["t"])
         next_goal = self.goal(bank, batch.next_extras["demo_idx"], batch.next_extras["t"])
         weights = {"imitation": batch.extras["imitation_weight"]} if self.weighted else None
-        return batch, goal, next_goal, weights
+        return batch, goal, next_goal, weights, key_learners
 
     def learn(self, state: TrainState, bank: DemoBank) -> tuple[TrainState, dict]:
         """U learner updates from the replay (skipped until it holds ``min_size`` steps)."""

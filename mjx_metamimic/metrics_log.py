@@ -46,7 +46,8 @@ class MetricsLog:
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([row[c] for c in self.columns])
         for name, value in row.items():
-            if name != "env_steps":
+            # NaN marks an undefined metric (e.g. steps to stack with no success): CSV only.
+            if name != "env_steps" and np.isfinite(value):
                 self.tensorboard.add_scalar(name, value, step)
         self.tensorboard.flush()
         return row

@@ -1,6 +1,7 @@
 """D4PG: categorical projection by hand, targets, scanned updates, and probe problems whose
 analytic values the critic must reach (and a bandit whose best action the actor must find)."""
 
+import dataclasses
 import functools
 
 import chex
@@ -30,6 +31,8 @@ PROBE_CONFIG = D4PGConfig(
     stream=probes.STREAM, network=SMALL_MLP, num_atoms=101, v_min=-2.0, v_max=8.0,
     actor_lr=1e-3, critic_lr=1e-3, target_tau=0.01,
 )
+# TD3's critic options on the same probes: twin scalar critics (clipped double Q).
+TWIN_SCALAR_CONFIG = dataclasses.replace(PROBE_CONFIG, critic="scalar", num_critics=2)
 ACTIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 
 
@@ -70,6 +73,56 @@ def test_polyak_and_periodic_targets():
     for steps, expected in ((1, 0.0), (2, 0.0), (3, 10.0), (4, 0.0), (6, 10.0)):
         got = follow_targets(periodic, online, targets, jnp.int32(steps))["w"]
         np.testing.assert_allclose(got, expected, err_msg=f"steps={steps}")
+
+
+# ---------------------------------------------------------------- TD3 critic options
+
+
+def test_twin_scalar_critics_bootstrap_from_the_smaller_target():
+    learner = D4PG(TWIN_SCALAR_CONFIG, action_dim=1)
+    outputs = jnp.array([[[1.0], [2.0]], [[0.0], [0.0]]])  # (B=2, N=2, K=1)
+    target_outputs = jnp.array([[[5.0], [3.0]], [[-1.0], [4.0]]])
+    returns, discounts = jnp.array([1.0, 2.0]), jnp.array([0.5, 1.0])
+    # Targets: 1 + 0.5 * min(5, 3) = 2.5 and 2 + 1 * min(-1, 4) = 1.
+    expected = [0.5 * (1.5**2 + 0.5**2), 0.5 * (1.0**2 + 1.0**2)]
+    losses = learner.critic_losses(outputs, target_outputs, returns, discounts)
+    np.testing.assert_allclose(losses, expected, rtol=1e-6)
+
+
+def test_twin_categorical_critics_bootstrap_from_the_lower_mean():
+    config = dataclasses.replace(PROBE_CONFIG, num_atoms=3, v_min=0.0, v_max=2.0, num_critics=2)
+    learner = D4PG(config, action_dim=1)
+    certain = lambda atom: jnp.where(jnp.arange(3) == atom, 0.0, -1e9)
+    target_outputs = jnp.stack([certain(2), certain(1)])[None]  # means 2 and 1: use the 2nd
+    outputs = jnp.log(jnp.array([[[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]]))
+    losses = learner.critic_losses(outputs, target_outputs, jnp.array([0.5]), jnp.array([1.0]))
+    # Target atom 1 shifted by 0.5 -> mass {1: 0.5, 2: 0.5}; cross-entropy per critic, summed.
+    expected = -(0.5 * np.log(0.3) + 0.5 * np.log(0.5)) - (0.5 * np.log(0.2) + 0.5 * np.log(0.2))
+    np.testing.assert_allclose(losses, [expected], rtol=1e-5)
+
+
+def test_target_noise_changes_the_target_and_needs_a_key():
+    learner = D4PG(dataclasses.replace(TWIN_SCALAR_CONFIG, target_noise_std=0.5), action_dim=1)
+    state = jax.jit(learner.init)(jax.random.key(0), {"proprio": jnp.zeros((2,))})
+    batch = random_batch(jax.random.key(1))
+    with pytest.raises(ValueError, match="needs a PRNG key"):
+        learner.update(state, batch)
+    update = jax.jit(learner.update)
+    _, first = update(state, batch, key=jax.random.key(2))
+    _, again = update(state, batch, key=jax.random.key(2))
+    _, other = update(state, batch, key=jax.random.key(3))
+    assert float(first["critic_loss"]) == float(again["critic_loss"])
+    assert float(first["target_q_mean"]) != float(other["target_q_mean"])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"critic": "quantile"}, "critic must be"), ({"num_critics": 0}, "num_critics"),
+     ({"target_noise_std": -0.1}, "target_noise_std"), ({"v_max": -3.0}, "v_max > v_min")],
+)
+def test_impossible_critic_options_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        D4PG(dataclasses.replace(PROBE_CONFIG, **change), action_dim=1)
 
 
 # ---------------------------------------------------------------- update mechanics
@@ -136,10 +189,11 @@ def test_update_checks_goal_conditioning(probe_learner):
 # ---------------------------------------------------------------- probe problems
 
 
-@pytest.fixture(scope="module")
-def probe_results():
+@pytest.fixture(scope="module", params=["categorical", "twin_scalar"])
+def probe_results(request):
     """Trains the probe learner once per probe; one compiled function serves all probes."""
-    learner = D4PG(PROBE_CONFIG, action_dim=1)
+    config = {"categorical": PROBE_CONFIG, "twin_scalar": TWIN_SCALAR_CONFIG}[request.param]
+    learner = D4PG(config, action_dim=1)
     replay = NStepReplay(ReplayConfig(capacity=4096, n_step=3, gamma=GAMMA, min_size=256), 16)
     train = jax.jit(
         functools.partial(
@@ -286,9 +340,9 @@ def test_pixel_learner_updates_with_goal_frames():
     state, (new_state, metrics) = init_and_update(jax.random.key(1))
     assert all(bool(jnp.isfinite(v)) for v in metrics.values())
     assert int(new_state.steps) == 1
-    conv = "Encoder_0", "ResNetTorso_0", "Conv_0", "kernel"
+    conv = "critics", "Encoder_0", "ResNetTorso_0", "Conv_0", "kernel"
     old, new = state.critic_params["params"], new_state.critic_params["params"]
     for name in conv:
         old, new = old[name], new[name]
-    assert old.shape[2] == 6  # obs and goal frames channel-stacked
+    assert old.shape[3] == 6  # (critics, 3, 3, C, D): obs and goal frames channel-stacked
     assert float(jnp.max(jnp.abs(new - old))) > 0

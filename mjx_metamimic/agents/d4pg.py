@@ -3,6 +3,10 @@
 One learner trains on one reward stream of the shared replay's ``NStepBatch``. Everything
 is pure: ``init`` builds a ``D4PGState``; ``update(state, batch)`` returns the next state
 and metrics; ``act(params, obs, goal)`` is the policy for actors (noise is the caller's).
+
+Options from TD3 (Fujimoto et al. 2018), off by default: a scalar critic instead of the
+categorical one, twin critics whose smaller target value is bootstrapped from (clipped
+double Q), and clipped Gaussian noise on the target action (target policy smoothing).
 """
 
 import dataclasses
@@ -15,7 +19,7 @@ import numpy as np
 import optax
 import rlax
 
-from mjx_metamimic.networks import Actor, Critic, NetworkConfig
+from mjx_metamimic.networks import Actor, CriticEnsemble, NetworkConfig
 from mjx_metamimic.networks.heads import Observation
 from mjx_metamimic.replay import NStepBatch
 
@@ -30,6 +34,16 @@ class D4PGConfig:
     """Whether the actor and critic also see a goal observation."""
     network: NetworkConfig = NetworkConfig()
     """Actor and critic architecture (same form, separate parameters)."""
+    critic: Literal["categorical", "scalar"] = "categorical"
+    """Critic form: a categorical distribution over ``num_atoms`` atoms in [v_min, v_max]
+    (D4PG, cross-entropy loss), or a scalar value (squared TD error)."""
+    num_critics: int = 1
+    """Independent critics; with 2 or more each bootstraps from the target critic whose
+    value is smallest (clipped double Q); the policy follows the first."""
+    target_noise_std: float = 0.0
+    """Std of the Gaussian noise added to the target policy's action (0: none)."""
+    target_noise_clip: float = 0.5
+    """Bound on that noise, per action dimension."""
     num_atoms: int = 51
     """Atoms of the critic's categorical support."""
     v_min: float = -150.0
@@ -119,6 +133,26 @@ def weighted_mean(x: jax.Array, weights: jax.Array | None) -> jax.Array:
     return jnp.sum(w * x) / jnp.maximum(jnp.sum(weights) * per_sample, 1e-8)
 
 
+def validate_d4pg_config(config: D4PGConfig) -> None:
+    """Raises ValueError naming the first impossible field of ``config``."""
+    if config.critic not in ("categorical", "scalar"):
+        raise ValueError(f"critic must be 'categorical' or 'scalar', got {config.critic!r}")
+    if config.num_critics < 1:
+        raise ValueError(f"num_critics must be >= 1, got {config.num_critics}")
+    if config.target_noise_std < 0 or config.target_noise_clip < 0:
+        raise ValueError(
+            "target_noise_std and target_noise_clip must be >= 0, got "
+            f"{config.target_noise_std} and {config.target_noise_clip}"
+        )
+    if config.critic == "categorical" and not (
+        config.num_atoms >= 2 and config.v_max > config.v_min
+    ):
+        raise ValueError(
+            "a categorical critic needs num_atoms >= 2 and v_max > v_min, got "
+            f"{config.num_atoms}, [{config.v_min}, {config.v_max}]"
+        )
+
+
 def _optimizer(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
 
@@ -132,9 +166,11 @@ class D4PG:
     """
 
     def __init__(self, config: D4PGConfig, action_dim: int):
+        validate_d4pg_config(config)
         self.config = config
         self.actor = Actor(config.network, action_dim)
-        self.critic = Critic(config.network, config.num_atoms)
+        outputs = config.num_atoms if config.critic == "categorical" else 1
+        self.critic = CriticEnsemble(config.network, outputs, config.num_critics)
         self.atoms = jnp.asarray(
             np.linspace(config.v_min, config.v_max, config.num_atoms), jnp.float32
         )  # (K,)
@@ -175,12 +211,46 @@ class D4PG:
         """Greedy action in [-1, 1]: (..., A) for observations with leading axes (...)."""
         return self.actor.apply(actor_params, obs, goal)
 
+    def values(self, outputs: jax.Array) -> jax.Array:
+        """Critic outputs (..., N, K) -> values (..., N): the categorical mean, or the
+        scalar itself."""
+        if self.config.critic == "categorical":
+            return jax.nn.softmax(outputs) @ self.atoms
+        return outputs[..., 0]
+
     def q_mean(
         self, critic_params, obs: Observation, goal: Observation | None, action: jax.Array
     ) -> jax.Array:
-        """Mean of the critic's value distribution: (...,) float32."""
-        logits = self.critic.apply(critic_params, obs, goal, action)
-        return jax.nn.softmax(logits) @ self.atoms
+        """Value of the first critic (the policy's): (...,) float32."""
+        return self.values(self.critic.apply(critic_params, obs, goal, action))[..., 0]
+
+    def _target_action(self, state: D4PGState, next_obs, next_goal, key) -> jax.Array:
+        """The target policy's action at the bootstrap step, with clipped smoothing noise."""
+        action = self.actor.apply(state.target_actor_params, next_obs, next_goal)
+        if self.config.target_noise_std == 0:
+            return action
+        if key is None:
+            raise ValueError("target_noise_std > 0 needs a PRNG key in update()")
+        noise = self.config.target_noise_std * jax.random.normal(key, action.shape)
+        clip = self.config.target_noise_clip
+        return jnp.clip(action + jnp.clip(noise, -clip, clip), -1.0, 1.0)
+
+    def critic_losses(self, outputs, target_outputs, returns, discounts) -> jax.Array:
+        """Per-sample TD losses summed over the critics: (B,).
+
+        Every critic regresses towards the target critic with the smallest value per sample.
+        """
+        target_values = self.values(target_outputs)  # (B, N)
+        lowest = jnp.argmin(target_values, axis=-1)[:, None, None]  # (B, 1, 1)
+        target = jnp.take_along_axis(target_outputs, lowest, axis=1)[:, 0]  # (B, K)
+        if self.config.critic == "categorical":
+            per_critic = jax.vmap(
+                categorical_critic_loss, in_axes=(1, None, None, None, None), out_axes=1
+            )(outputs, self.atoms, returns, discounts, target)  # (B, N)
+        else:
+            bootstrap = jax.lax.stop_gradient(returns + discounts * target[:, 0])  # (B,)
+            per_critic = 0.5 * jnp.square(outputs[..., 0] - bootstrap[:, None])  # (B, N)
+        return jnp.sum(per_critic, axis=-1)
 
     def update(
         self,
@@ -189,6 +259,7 @@ class D4PG:
         goal: Observation | None = None,
         next_goal: Observation | None = None,
         weights: jax.Array | None = None,
+        key: jax.Array | None = None,
     ) -> tuple[D4PGState, dict[str, jax.Array]]:
         """One actor and critic gradient step on ``batch`` (reward stream ``config.stream``).
 
@@ -199,6 +270,7 @@ class D4PG:
             next_goal: Goals at the bootstrap step, iff goal-conditioned.
             weights: Optional (B,) non-negative per-sample weights of the losses and the
                 mean metrics (weight 0: the sample has no effect); None averages uniformly.
+            key: PRNG key of the target-action noise (needed iff ``target_noise_std`` > 0).
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
@@ -208,15 +280,15 @@ class D4PG:
         stream = self.config.stream
         returns, discounts = batch.returns[stream], batch.discounts[stream]  # (B,), (B,)
 
-        next_action = self.actor.apply(state.target_actor_params, batch.next_obs, next_goal)
-        target_logits = self.critic.apply(
+        next_action = self._target_action(state, batch.next_obs, next_goal, key)
+        target_outputs = self.critic.apply(
             state.target_critic_params, batch.next_obs, next_goal, next_action
-        )  # (B, K)
+        )  # (B, N, K)
 
         def critic_loss_fn(critic_params):
-            logits = self.critic.apply(critic_params, batch.obs, goal, batch.action)
-            loss = categorical_critic_loss(logits, self.atoms, returns, discounts, target_logits)
-            return weighted_mean(loss, weights), jax.nn.softmax(logits) @ self.atoms
+            outputs = self.critic.apply(critic_params, batch.obs, goal, batch.action)
+            loss = self.critic_losses(outputs, target_outputs, returns, discounts)
+            return weighted_mean(loss, weights), self.values(outputs)[:, 0]
 
         def actor_loss_fn(actor_params):
             actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
@@ -253,7 +325,9 @@ class D4PG:
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "q_mean": weighted_mean(q, weights),
-            "target_q_mean": weighted_mean(jax.nn.softmax(target_logits) @ self.atoms, weights),
+            "target_q_mean": weighted_mean(
+                jnp.min(self.values(target_outputs), axis=-1), weights
+            ),
             "return_mean": weighted_mean(returns, weights),
             "critic_grad_norm": optax.tree.norm(critic_grads),
             "actor_grad_norm": optax.tree.norm(actor_grads),

@@ -40,6 +40,7 @@ class MultiD4PG:
         goal: Observation | None = None,
         next_goal: Observation | None = None,
         weights: Mapping[str, jax.Array] | None = None,
+        key: jax.Array | None = None,
     ) -> tuple[dict[str, D4PGState], dict[str, jax.Array]]:
         """Updates every learner on the same batch.
 
@@ -51,12 +52,16 @@ class MultiD4PG:
             weights: Optional name -> (B,) per-sample loss weights of that learner (e.g. 0
                 for samples the learner must not learn from); learners not named weigh
                 every sample equally.
+            key: PRNG key, split between the learners (for target-action noise).
 
         Returns:
             New states and metrics namespaced ``train/<name>/<metric>``.
         """
         new_states, metrics = {}, {}
-        for name, learner in self.learners.items():
+        keys = [None] * len(self.learners)
+        if key is not None:
+            keys = list(jax.random.split(key, len(self.learners)))
+        for (name, learner), learner_key in zip(self.learners.items(), keys, strict=True):
             conditioned = learner.config.goal_conditioned
             new_states[name], learner_metrics = learner.update(
                 states[name],
@@ -64,6 +69,7 @@ class MultiD4PG:
                 goal if conditioned else None,
                 next_goal if conditioned else None,
                 (weights or {}).get(name),
+                learner_key,
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})
         return new_states, metrics

@@ -1,11 +1,12 @@
 """Flax networks: residual conv torsos (presets tiny/small/impala/paper), a features MLP
-torso, a deterministic tanh policy and a categorical critic."""
+torso, a deterministic tanh policy and categorical or scalar critics (single or ensembles)."""
 
 from mjx_metamimic.networks.config import PRESETS, NetworkConfig, Stage, num_conv_layers
 from mjx_metamimic.networks.conv import Conv, conv2d_same
 from mjx_metamimic.networks.heads import (
     Actor,
     Critic,
+    CriticEnsemble,
     Encoder,
     InputScales,
     observation_vectors,
@@ -28,6 +29,7 @@ __all__ = [
     "Conv",
     "ConvNorm",
     "Critic",
+    "CriticEnsemble",
     "Encoder",
     "LayerNormMLP",
     "NetworkConfig",

@@ -114,8 +114,8 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Categorical critic Q(o, [g], a): logits over a fixed support; the action joins after
-    the torso."""
+    """Critic Q(o, [g], a): ``num_atoms`` outputs (logits over a fixed support, or 1 for a
+    scalar value); the action joins after the torso."""
 
     config: NetworkConfig
     num_atoms: int
@@ -128,3 +128,27 @@ class Critic(nn.Module):
         embedding = Encoder(self.config)(obs, goal)
         h = LayerNormMLP(self.config.head_hidden)(jnp.concatenate([embedding, action], -1))
         return nn.Dense(self.num_atoms, kernel_init=nn.initializers.normal(1e-3))(h)
+
+
+class CriticEnsemble(nn.Module):
+    """``num_critics`` independent critics (own parameters, shared input standardisation)
+    over the same inputs, e.g. TD3-style twin critics."""
+
+    config: NetworkConfig
+    num_atoms: int
+    num_critics: int = 1
+
+    @nn.compact
+    def __call__(
+        self, obs: Observation, goal: Observation | None, action: jax.Array
+    ) -> jax.Array:
+        """Returns outputs: (..., num_critics, num_atoms) float32."""
+        critics = nn.vmap(
+            Critic,
+            variable_axes={"params": 0, INPUT_SCALES: None},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=-2,
+            axis_size=self.num_critics,
+        )
+        return critics(self.config, self.num_atoms, name="critics")(obs, goal, action)
