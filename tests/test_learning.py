@@ -15,7 +15,7 @@ from mjx_metamimic.train import build
 from mjx_metamimic.train_config import DemoSpec, TrainConfig
 
 NUM_DEMOS = 40  # 36 train, 4 validation
-NUM_CHUNKS = 250  # 16 envs x 10 steps each: 40k env steps, 2k learner updates
+NUM_CHUNKS = 250  # 16 envs x 10 steps each: 40k env steps, ~3.9k learner updates
 NUM_ENVS = 16
 
 
@@ -52,9 +52,11 @@ def trained(tmp_path_factory):
 
 def test_imitation_policy_follows_held_out_demos_better_than_zero_actions(trained):
     updates, results = trained
-    assert updates >= 1_500, updates
+    assert updates >= 3_000, updates
     agent = {k.removeprefix("eval/agent/"): v for k, v in results.items() if "/agent/" in k}
     zero = {k.removeprefix("eval/zero/"): v for k, v in results.items() if "/zero/" in k}
+    # Measured (seed 0, 3.9k updates): joint error 0.14 vs 0.69 rad, reward 0.34 vs 0.20,
+    # 3 of 4 demos tracked vs none; the bounds leave room for other CPUs' float rounding.
     assert agent["joint_error"] < 0.5 * zero["joint_error"], (agent, zero)
-    assert agent["reward"] > zero["reward"] + 0.1, (agent, zero)
-    assert agent["tracked"] >= 0.75, agent
+    assert agent["reward"] > zero["reward"] + 0.05, (agent, zero)
+    assert agent["tracked"] >= 0.5 > zero["tracked"], (agent, zero)
