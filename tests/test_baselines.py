@@ -135,7 +135,7 @@ def test_task_actors_start_on_fresh_layouts(mixed):
 
 def test_d4pgfd_batches_hold_demo_actions_at_the_configured_fraction(mixed):
     algo, bank, initial, state, metrics = mixed
-    batch, goal, next_goal, weights = jax.device_get(
+    batch, goal, next_goal, weights, _ = jax.device_get(
         jax.jit(algo._sample)(state.replay, bank, jax.random.PRNGKey(7))
     )
     assert batch.action.shape[0] == 16

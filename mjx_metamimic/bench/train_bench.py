@@ -224,7 +224,8 @@ class Components:
             batch = algo.replay.sample(replay, k, self.batch_size)
             goal = algo.goal(bank, batch.extras["demo_idx"], batch.extras["t"])
             next_goal = algo.goal(bank, batch.next_extras["demo_idx"], batch.next_extras["t"])
-            return None, (batch, goal, next_goal)
+            # No per-sample weights; a key for the learners' target-action noise.
+            return None, (batch, goal, next_goal, None, jax.random.fold_in(k, 1))
 
         return replay, jax.lax.scan(one, None, jax.random.split(key, self.updates))[1]
 
