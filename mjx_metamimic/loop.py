@@ -287,7 +287,7 @@ class MetaMimic:
         return state, steps, jax.tree.map(jnp.mean, metrics)
 
     # ---------------------------------------------------------------- learners
-    def _sample(self, replay: ReplayState, bank: DemoBank, key: jax.Array):
+    def sample_learner_batch(self, replay: ReplayState, bank: DemoBank, key: jax.Array):
         """A learner batch (agent replay, plus demo transitions for D4PGfD), the goals of the
         imitation learner (None without one), its per-sample weights (None: uniform) and a
         key for the learners' own randomness."""
@@ -321,7 +321,7 @@ class MetaMimic:
         def run(learners):
             return scan_sampled_updates(
                 update,
-                lambda k: self._sample(state.replay, bank, k),
+                lambda k: self.sample_learner_batch(state.replay, bank, k),
                 learners,
                 key_learn,
                 num_updates,

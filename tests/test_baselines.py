@@ -136,7 +136,7 @@ def test_task_actors_start_on_fresh_layouts(mixed):
 def test_d4pgfd_batches_hold_demo_actions_at_the_configured_fraction(mixed):
     algo, bank, initial, state, metrics = mixed
     batch, goal, next_goal, weights, _ = jax.device_get(
-        jax.jit(algo._sample)(state.replay, bank, jax.random.PRNGKey(7))
+        jax.jit(algo.sample_learner_batch)(state.replay, bank, jax.random.PRNGKey(7))
     )
     assert batch.action.shape[0] == 16
     np.testing.assert_array_equal(weights["imitation"], batch.extras["imitation_weight"])
@@ -258,4 +258,4 @@ def test_d4pgfd_without_privileged_actions_is_rejected():
     bank = jax.eval_shape(lambda: recorded_bank(algo.env).replace(privileged_actions=None))
     state = jax.eval_shape(algo.init, jax.random.PRNGKey(0), bank)
     with pytest.raises(ValueError, match="demo_fraction > 0 \\(D4PGfD\\) needs the demos'"):
-        jax.eval_shape(algo._sample, state.replay, bank, jax.random.PRNGKey(1))
+        jax.eval_shape(algo.sample_learner_batch, state.replay, bank, jax.random.PRNGKey(1))

@@ -66,6 +66,22 @@ class D4PGConfig:
     target_period: int = 100
     """Updates between target copies for ``periodic``."""
 
+    def __post_init__(self):
+        if self.critic not in ("categorical", "scalar"):
+            raise ValueError(f"critic must be 'categorical' or 'scalar', got {self.critic!r}")
+        if self.num_critics < 1:
+            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
+        if self.target_noise_std < 0 or self.target_noise_clip < 0:
+            raise ValueError(
+                "target_noise_std and target_noise_clip must be >= 0, got "
+                f"{self.target_noise_std} and {self.target_noise_clip}"
+            )
+        if self.critic == "categorical" and not (self.num_atoms >= 2 and self.v_max > self.v_min):
+            raise ValueError(
+                "a categorical critic needs num_atoms >= 2 and v_max > v_min, got "
+                f"{self.num_atoms}, [{self.v_min}, {self.v_max}]"
+            )
+
 
 @flax.struct.dataclass
 class D4PGState:
@@ -133,26 +149,6 @@ def weighted_mean(x: jax.Array, weights: jax.Array | None) -> jax.Array:
     return jnp.sum(w * x) / jnp.maximum(jnp.sum(weights) * per_sample, 1e-8)
 
 
-def validate_d4pg_config(config: D4PGConfig) -> None:
-    """Raises ValueError naming the first impossible field of ``config``."""
-    if config.critic not in ("categorical", "scalar"):
-        raise ValueError(f"critic must be 'categorical' or 'scalar', got {config.critic!r}")
-    if config.num_critics < 1:
-        raise ValueError(f"num_critics must be >= 1, got {config.num_critics}")
-    if config.target_noise_std < 0 or config.target_noise_clip < 0:
-        raise ValueError(
-            "target_noise_std and target_noise_clip must be >= 0, got "
-            f"{config.target_noise_std} and {config.target_noise_clip}"
-        )
-    if config.critic == "categorical" and not (
-        config.num_atoms >= 2 and config.v_max > config.v_min
-    ):
-        raise ValueError(
-            "a categorical critic needs num_atoms >= 2 and v_max > v_min, got "
-            f"{config.num_atoms}, [{config.v_min}, {config.v_max}]"
-        )
-
-
 def _optimizer(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
 
@@ -166,7 +162,6 @@ class D4PG:
     """
 
     def __init__(self, config: D4PGConfig, action_dim: int):
-        validate_d4pg_config(config)
         self.config = config
         self.actor = Actor(config.network, action_dim)
         outputs = config.num_atoms if config.critic == "categorical" else 1

@@ -184,7 +184,7 @@ class Components:
         self.algo, self.physics_env = algo, physics_env
         cfg = algo.config
         self.steps, self.updates = cfg.actors.steps_per_chunk, cfg.learner.updates_per_chunk
-        self.batch_size, self.noise_std = cfg.learner.batch_size, cfg.actors.noise_std
+        self.noise_std = cfg.actors.noise_std
         self.physics = jax.jit(self._physics, donate_argnums=0)
         self.rendering = jax.jit(self._rendering) if algo.env.renderer is not None else None
         self.replay = jax.jit(self._replay, donate_argnums=0)
@@ -216,16 +216,12 @@ class Components:
         return jax.lax.scan(one, None, jnp.arange(self.steps, dtype=jnp.float32))[1]
 
     def _replay(self, replay, steps, bank, key):
-        """Adds K steps of every env, then samples U batches and their goals."""
+        """Adds K steps of every env, then samples U learner batches as the loop does."""
         algo = self.algo
         replay = algo.replay.add_sequence(replay, steps)
 
         def one(_, k):
-            batch = algo.replay.sample(replay, k, self.batch_size)
-            goal = algo.goal(bank, batch.extras["demo_idx"], batch.extras["t"])
-            next_goal = algo.goal(bank, batch.next_extras["demo_idx"], batch.next_extras["t"])
-            # No per-sample weights; a key for the learners' target-action noise.
-            return None, (batch, goal, next_goal, None, jax.random.fold_in(k, 1))
+            return None, algo.sample_learner_batch(replay, bank, k)
 
         return replay, jax.lax.scan(one, None, jax.random.split(key, self.updates))[1]
 
