@@ -139,6 +139,12 @@ class TrainConfig:
             problems.append("imitation_reward.pixels_weight > 0 needs pixels (image_size > 0)")
         if self.learner.network.inputs == "pixels" and not self.image_size:
             problems.append("learner.network.inputs='pixels' needs image_size > 0")
+        for name in ("imitation", "task"):
+            if getattr(self.learner, name).network != NetworkConfig():
+                problems.append(
+                    f"learner.{name}.network is not used: both learners share "
+                    "learner.network, set that instead"
+                )
         if self.actors.num_envs < 1 or self.actors.steps_per_chunk < 1:
             problems.append("actors.num_envs and actors.steps_per_chunk must be >= 1")
         if self.learner.batch_size < 1 or self.learner.updates_per_chunk < 0:

@@ -46,6 +46,9 @@ def test_impossible_values_are_config_errors(tmp_path):
     path.write_text("image_size = 32\n[demos]\nimage_size = 64\n")
     with pytest.raises(configs.ConfigError, match="differs from demos.image_size"):
         configs.load(TrainConfig, str(path))
+    path.write_text("[learner.imitation.network]\ntorso = 'tiny'\n")
+    with pytest.raises(configs.ConfigError, match=r"learner\.imitation\.network is not used"):
+        configs.load(TrainConfig, str(path))
 
 
 def test_run_config_round_trips_through_json(tmp_path):
