@@ -67,8 +67,8 @@ class LearnerConfig:
     imitation: D4PGConfig = D4PGConfig(
         stream="imitation", goal_conditioned=True, v_min=0.0, v_max=100.0
     )
-    """The goal-conditioned imitation learner (imitation reward). Its ``network`` is
-    replaced by ``LearnerConfig.network``."""
+    """The goal-conditioned imitation learner (imitation reward). Both learners use
+    ``LearnerConfig.network``; setting their own ``network`` is a config error."""
     task: D4PGConfig = D4PGConfig(stream="task", goal_conditioned=False, v_min=0.0, v_max=100.0)
     """The task learner (sparse task reward, no goal)."""
     train_task: bool = True
