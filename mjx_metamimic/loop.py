@@ -121,7 +121,9 @@ class MetaMimic:
             extras["imitation_weight"] = jnp.full(jnp.shape(t), imitation_weight, jnp.float32)
         return extras
 
-    def _explore(self, action: jax.Array, key: jax.Array) -> jax.Array:
+    def explore(self, action: jax.Array, key: jax.Array) -> jax.Array:
+        """The actors' exploration: ``action`` (any shape) plus Gaussian noise of std
+        ``actors.noise_std``, clipped to [-1, 1]."""
         noise = self.config.actors.noise_std * jax.random.normal(key, action.shape)
         return jnp.clip(action + noise, -1.0, 1.0)
 
@@ -167,7 +169,7 @@ class MetaMimic:
         obs = select_obs(env_state.obs, cfg.obs_keys)
         goal = self.goal(bank, demo_idx, t)
         imitation = self.learners.learners["imitation"]
-        action = self._explore(imitation.act(params, obs, goal), key)
+        action = self.explore(imitation.act(params, obs, goal), key)
 
         next_state = self.env.step(env_state, action)
         target = demo_lib.goal(bank, demo_idx, t + 1)  # d_{t+1}, all observation parts
@@ -202,7 +204,7 @@ class MetaMimic:
         demo a curriculum episode started in."""
         cfg = self.config
         obs = select_obs(env_state.obs, cfg.obs_keys)
-        action = self._explore(self.learners.learners["task"].act(params, obs), key)
+        action = self.explore(self.learners.learners["task"].act(params, obs), key)
         next_state = self.env.step(env_state, action)
         terminated = next_state.done > 0
         last = terminated | (t + 1 >= cfg.actors.task_episode_steps)

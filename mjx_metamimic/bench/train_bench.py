@@ -184,7 +184,6 @@ class Components:
         self.algo, self.physics_env = algo, physics_env
         cfg = algo.config
         self.steps, self.updates = cfg.actors.steps_per_chunk, cfg.learner.updates_per_chunk
-        self.noise_std = cfg.actors.noise_std
         self.physics = jax.jit(self._physics, donate_argnums=0)
         self.rendering = jax.jit(self._rendering) if algo.env.renderer is not None else None
         self.replay = jax.jit(self._replay, donate_argnums=0)
@@ -198,10 +197,8 @@ class Components:
         def one(carry, _):
             state, key = carry
             key, key_action = jax.random.split(key)
-            noise = self.noise_std * jax.random.normal(
-                key_action, (num_envs, self.physics_env.action_size)
-            )
-            return (step(state, jnp.clip(noise, -1.0, 1.0)), key), None
+            zeros = jnp.zeros((num_envs, self.physics_env.action_size))
+            return (step(state, self.algo.explore(zeros, key_action)), key), None
 
         return jax.lax.scan(one, (env_state, key), None, length=self.steps)[0]
 
