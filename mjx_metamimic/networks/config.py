@@ -21,9 +21,9 @@ class Stage:
 
 # Conv torso presets. Counts are conv layers.
 PRESETS: dict[str, tuple[Stage, ...]] = {
-    # Tests only: 6 conv layers, 8 channels.
+    # Tests and the cpu config: 6 conv layers, 8 channels.
     "tiny": (Stage(8, blocks=1), Stage(8, blocks=1)),
-    # CPU runs: 9 conv layers, 16/32/32 channels.
+    # 9 conv layers, 16/32/32 channels (the cpu config's until its frames shrank to 32x32).
     "small": (Stage(16, blocks=1), Stage(32, blocks=1), Stage(32, blocks=1)),
     # IMPALA's ResNet (Espeholt et al. 2018): 15 conv layers, 16/32/32 channels.
     "impala": (Stage(16), Stage(32), Stage(32)),
@@ -40,18 +40,20 @@ class NetworkConfig:
     """Architecture shared by the actor and the critic of one learner."""
 
     inputs: Literal["pixels", "features"] = "pixels"
-    """'pixels': residual conv torso over the (channel-stacked) frames, vectors joined after
-    it; 'features': MLP torso over [obs vectors, goal vectors, goal - obs] (no pixels used)."""
+    """'pixels': residual conv torso and dense layers over the (channel-stacked) frames, the
+    vectors joined after them; 'features': MLP torso over [obs vectors, goal vectors,
+    goal - obs] (no pixels used)."""
     torso: PresetName = "small"
-    """Conv torso preset (pixels only): tiny (tests), small (CPU), impala (15 conv, 16/32/32
-    channels) or paper (ResNet34-like, 20 conv, up to 512 channels)."""
+    """Conv torso preset (pixels only): tiny (tests, the cpu config), small (9 conv),
+    impala (15 conv, 16/32/32 channels) or paper (ResNet34-like, 20 conv, up to 512
+    channels)."""
     norm: NormKind = "instance"
     """Normalisation between conv layers: none, instance, layer or group."""
     norm_groups: int = 8
     """Groups for group norm (reduced to a divisor of the channel count)."""
     torso_hidden: tuple[int, ...] = (256,)
     """Dense layers (Dense -> LayerNorm -> ELU) ending the torso: after the conv stack for
-    pixels, the whole torso for features. The last size is the embedding size."""
+    pixels (the vector inputs join their output), the whole torso for features."""
     head_hidden: tuple[int, ...] = (256, 256)
     """Dense layers (Dense -> LayerNorm -> ELU) of the policy and critic heads."""
     standardize_inputs: bool = False

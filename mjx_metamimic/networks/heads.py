@@ -56,15 +56,16 @@ class Encoder(nn.Module):
     in, e.g. from demo statistics; no gradient reaches them) and clipped to
     +-``INPUT_CLIP``, so states far from the demos' (an arm that drifted away) stay in range.
     Pixels: the observation and goal frames are channel-stacked, scaled to [0, 1], passed
-    through the residual torso, and joined with the vectors, then ``torso_hidden`` dense
-    layers. Features: ``torso_hidden`` dense layers over the vectors alone.
+    through the residual torso and ``torso_hidden`` dense layers, then joined with the
+    vectors. Features: ``torso_hidden`` dense layers over the vectors alone.
     """
 
     config: NetworkConfig
 
     @nn.compact
     def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
-        """Returns the embedding: (..., torso_hidden[-1]) float32."""
+        """Returns the embedding: (..., E) float32, E = torso_hidden[-1] (+ the vector
+        inputs' size for pixels)."""
         vectors = observation_vectors(obs)  # (..., V)
         batch_shape = vectors.shape[:-1]
         goal_vectors = None if goal is None else observation_vectors(goal)
@@ -96,7 +97,9 @@ class Encoder(nn.Module):
         torso = ResNetTorso(PRESETS[self.config.torso], self.config.norm, self.config.norm_groups)
         x = torso(x)  # (N, D)
         x = x.reshape((*batch_shape, x.shape[-1]))
-        return LayerNormMLP(self.config.torso_hidden)(jnp.concatenate([x, vectors], axis=-1))
+        # The frames are projected on their own, so the few vector inputs are not outweighed
+        # by the many conv features in one dense layer.
+        return jnp.concatenate([LayerNormMLP(self.config.torso_hidden)(x), vectors], axis=-1)
 
 
 class Actor(nn.Module):
