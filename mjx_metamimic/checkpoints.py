@@ -35,13 +35,21 @@ def restore_latest(mgr: ocp.CheckpointManager, like) -> tuple[int, object]:
 
     Raises:
       FileNotFoundError: the run has no checkpoint.
+      ValueError: the checkpoint's arrays do not fit ``like`` (another config or version of
+        the networks made it).
     """
     step = mgr.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {mgr.directory}")
     leaves, treedef = jax.tree.flatten(like)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _non_empty(leaves))
-    restored = mgr.restore(step, args=ocp.args.StandardRestore(abstract))
+    try:
+        restored = mgr.restore(step, args=ocp.args.StandardRestore(abstract))
+    except ValueError as error:
+        raise ValueError(
+            f"checkpoint {step} in {mgr.directory} does not fit this run's training state "
+            f"(was it saved by another config or version of the networks?): {error}"
+        ) from error
     leaves = [restored.get(f"{i:05d}", x) for i, x in enumerate(leaves)]
     # A jitted copy gives arrays like any jitted function's outputs, so the training
     # chunk's compilation cache is hit rather than extended.

@@ -160,6 +160,17 @@ def test_resume_from_checkpoint_reproduces_next_metrics(setup, tmp_path: Path):
         chex.assert_trees_all_equal(a, b)
 
 
+def test_restoring_a_checkpoint_that_does_not_fit_names_the_problem(tmp_path: Path):
+    mgr = checkpoints.manager(tmp_path)
+    checkpoints.save(mgr, 1, {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)})
+    with pytest.raises(ValueError, match=r"checkpoint 1 in .* does not fit this run"):
+        checkpoints.restore_latest(mgr, {"kernel": jnp.ones((5, 4)), "bias": jnp.zeros(4)})
+    step, restored = checkpoints.restore_latest(
+        mgr, {"kernel": jnp.zeros((3, 4)), "bias": jnp.ones(4)}
+    )
+    assert step == 1 and float(restored["kernel"].sum()) == 12.0
+
+
 def test_paper_config_builds_and_traces_at_tiny_scale():
     paper = configs.load(TrainConfig, "paper")
     config = dataclasses.replace(

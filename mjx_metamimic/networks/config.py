@@ -23,7 +23,7 @@ class Stage:
 PRESETS: dict[str, tuple[Stage, ...]] = {
     # Tests and the cpu config: 6 conv layers, 8 channels.
     "tiny": (Stage(8, blocks=1), Stage(8, blocks=1)),
-    # 9 conv layers, 16/32/32 channels (the cpu config's until its frames shrank to 32x32).
+    # 9 conv layers, 16/32/32 channels.
     "small": (Stage(16, blocks=1), Stage(32, blocks=1), Stage(32, blocks=1)),
     # IMPALA's ResNet (Espeholt et al. 2018): 15 conv layers, 16/32/32 channels.
     "impala": (Stage(16), Stage(32), Stage(32)),
