@@ -25,7 +25,7 @@ from mjx_metamimic.evaluate import Evaluator
 from mjx_metamimic.loop import MetaMimic
 from mjx_metamimic.metrics_log import MetricsLog
 from mjx_metamimic.plots import learning_curves
-from mjx_metamimic.train_config import TrainConfig
+from mjx_metamimic.train_config import DemoSpec, TrainConfig
 from mjx_metamimic.video import ImitationVideo, video_suffix
 
 CONFIG_FILE = "config.json"
@@ -53,10 +53,36 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return configs.from_dict(TrainConfig, json.loads(path.read_text()))
 
 
+def check_demos_match(spec: DemoSpec) -> None:
+    """Raises ValueError naming each setting in which the existing dataset at ``spec.path``
+    differs from ``spec`` (training on other demos than configured would be silent)."""
+    manifest = demos.read_manifest(spec.path)
+    generation = manifest.get("generation", {})
+    recorded = {
+        "num": manifest.get("num_demos"),
+        "seed": generation.get("seed"),
+        "image_size": (manifest.get("image_size") or [None])[0],
+        "max_steps": manifest.get("max_steps"),
+        "settle_steps": generation.get("settle_steps"),
+    }
+    differences = [
+        f"demos.{name}={getattr(spec, name)} (the dataset's: {value})"
+        for name, value in recorded.items()
+        if value is not None and value != getattr(spec, name)
+    ]
+    if differences:
+        raise ValueError(
+            f"the demos at {spec.path} were generated with other settings than the config's "
+            f"{', '.join(differences)}: set demos.path to a new directory (demos are generated "
+            "there) or make the settings match"
+        )
+
+
 def ensure_demos(config: TrainConfig, console: Console) -> None:
     """Generates the configured demo dataset if it does not exist yet."""
     spec = config.demos
     if (spec.path / "manifest.json").exists():
+        check_demos_match(spec)
         return
     from mjx_metamimic.demos.cli import DemosArgs, build_recorder, write_dataset
 
@@ -68,6 +94,7 @@ def ensure_demos(config: TrainConfig, console: Console) -> None:
         image_size=spec.image_size,
         camera=config.camera,
         max_steps=spec.max_steps,
+        settle_steps=spec.settle_steps,
     )
     write_dataset(args, build_recorder(args), console)
 

@@ -25,6 +25,8 @@ class DemoSpec:
     """Frame size of the demos (must match ``TrainConfig.image_size`` when pixels are used)."""
     max_steps: int = 200
     """Control steps per generated demo."""
+    settle_steps: int = 10
+    """Steps a generated demo goes on after its stack becomes stable (release and retreat)."""
 
 
 @dataclasses.dataclass(frozen=True)

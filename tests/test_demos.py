@@ -1,6 +1,7 @@
 """The demo dataset: deterministic bytes, exact restore and replay, validated loading
 that names the bad file and changes nothing on disk, atomic (over)writes, the DemoBank."""
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -16,6 +17,8 @@ from mjx_metamimic import demos as D
 from mjx_metamimic import envs
 from mjx_metamimic.demos import cli
 from mjx_metamimic.demos.dataset import MANIFEST, DatasetWriter, Demos, split_indices
+from mjx_metamimic.train import check_demos_match
+from mjx_metamimic.train_config import DemoSpec
 
 NUM, IMAGE, BATCH, SHARD = 16, 16, 16, 6
 
@@ -62,6 +65,14 @@ def test_same_seed_gives_identical_bytes(dataset, recorder, tmp_path):
     first, second = snapshot(dataset), snapshot(again)
     assert sorted(first) == sorted(second)
     assert {k: v[0] for k, v in first.items()} == {k: v[0] for k, v in second.items()}
+
+
+def test_training_refuses_a_dataset_generated_with_other_settings(dataset):
+    spec = DemoSpec(path=dataset, num=NUM, seed=0, image_size=IMAGE)
+    check_demos_match(spec)  # the settings it was generated with
+    with pytest.raises(ValueError, match=r"demos.num=64 \(the dataset's: 16\)") as error:
+        check_demos_match(dataclasses.replace(spec, num=64, settle_steps=30))
+    assert "demos.settle_steps=30 (the dataset's: 10)" in str(error.value)
 
 
 def test_manifest_and_success(dataset):
