@@ -27,7 +27,7 @@ from mjx_metamimic.agents import D4PG, MultiD4PG, scan_sampled_updates
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.transitions import demo_sequences
 from mjx_metamimic.envs.batching import batched, default_chunk_size
-from mjx_metamimic.envs.stack import StackEnv
+from mjx_metamimic.envs.stack import GRIPPER_ACTION, PROPRIO_PARTS, StackEnv
 from mjx_metamimic.imitation import imitation_reward
 from mjx_metamimic.networks import InputScales, observation_vectors, set_input_scales
 from mjx_metamimic.replay import NStepReplay, ReplayState, nstep_batch
@@ -98,6 +98,9 @@ class MetaMimic:
         self.chunk_size = default_chunk_size()
         self.num_task_envs = config.num_task_envs
         self.num_imitation_envs = config.actors.num_envs - self.num_task_envs
+        self.num_guided_envs = round(
+            config.actors.gripper_guided_fraction * self.num_imitation_envs
+        )
         # Store per-transition imitation weights only when some transitions need weight 0.
         self.weighted = bool(self.num_task_envs or config.demo_batch_size)
 
@@ -126,6 +129,13 @@ class MetaMimic:
         ``actors.noise_std``, clipped to [-1, 1]."""
         noise = self.config.actors.noise_std * jax.random.normal(key, action.shape)
         return jnp.clip(action + noise, -1.0, 1.0)
+
+    def guide_gripper(self, action, bank: DemoBank, demo_idx: jax.Array, t: jax.Array):
+        """``action`` with the gripper command that holds the goal's finger gap (the demo's
+        at ``t + lookahead``): what a guided env does (``actors.gripper_guided_fraction``)."""
+        goal_proprio = demo_lib.goal(bank, demo_idx, t + self.config.actors.lookahead)["proprio"]
+        gap = goal_proprio[..., PROPRIO_PARTS["finger_gap"]][..., 0]
+        return action.at[..., GRIPPER_ACTION].set(self.env.gripper_command_for_gap(gap))
 
     # ------------------------------------------------------------------ actors
     def goal(self, bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict:
@@ -163,13 +173,16 @@ class MetaMimic:
             task = batched(lambda k: self._reset_task_env(bank, k), self.chunk_size)(keys_task)
         return _join(imitation, task)
 
-    def _env_step(self, params, bank, env_state, demo_idx, t, key):
-        """One imitation-actor step of one env: (stored step, metrics, next state, last)."""
+    def _env_step(self, params, bank, env_state, demo_idx, t, key, guided):
+        """One imitation-actor step of one env: (stored step, metrics, next state, last).
+        ``guided``: whether this env's gripper follows the goal (``guide_gripper``)."""
         cfg = self.config
         obs = select_obs(env_state.obs, cfg.obs_keys)
         goal = self.goal(bank, demo_idx, t)
         imitation = self.learners.learners["imitation"]
         action = self.explore(imitation.act(params, obs, goal), key)
+        if self.num_guided_envs:
+            action = jnp.where(guided, self.guide_gripper(action, bank, demo_idx, t), action)
 
         next_state = self.env.step(env_state, action)
         target = demo_lib.goal(bank, demo_idx, t + 1)  # d_{t+1}, all observation parts
@@ -230,8 +243,9 @@ class MetaMimic:
         outs, metrics = [None, None], {}
         if s_im is not None:
             params = learners["imitation"].actor_params
-            step = lambda s, i, t, k: self._env_step(params, bank, s, i, t, k)
-            outs[0] = batched(step, self.chunk_size)(s_im, i_im, t_im, k_im)
+            step = lambda s, i, t, k, g: self._env_step(params, bank, s, i, t, k, g)
+            guided = jnp.arange(self.num_imitation_envs) < self.num_guided_envs
+            outs[0] = batched(step, self.chunk_size)(s_im, i_im, t_im, k_im, guided)
             metrics.update(outs[0][1])
         if s_task is not None:
             params = learners["task"].actor_params

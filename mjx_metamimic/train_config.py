@@ -50,6 +50,13 @@ class ActorConfig:
     are task actors) when ``learner.train_imitation`` is false."""
     task_episode_steps: int = 150
     """Steps of a task-actor episode before it restarts (time-limit truncation)."""
+    gripper_guided_fraction: float = 0.0
+    """Share of the imitation-actor envs (rounded, the first ones) whose gripper command is
+    taken from the goal instead of the policy: the command that holds the goal's finger gap
+    (-1 where the goal's fingers hold a block). Shows the critic grasps and releases at the
+    demos' moments, which Gaussian noise on a shut gripper cannot (commands below about +0.2
+    leave a held block's gap unchanged). A demo-informed exploration heuristic, not in the
+    paper; evaluation never guides. In [0, 1]."""
     task_reset: Literal["layout", "curriculum"] = "layout"
     """Where task-actor episodes start: "layout" a fresh random block layout (``env.reset``);
     "curriculum" the simulator state at a uniformly random step of a random training demo
@@ -167,6 +174,10 @@ class TrainConfig:
                 f"actors.task_fraction={actors.task_fraction} of actors.num_envs="
                 f"{actors.num_envs} gives {self.num_task_envs} task-actor envs; need between "
                 "1 and num_envs - 1"
+            )
+        if not 0.0 <= actors.gripper_guided_fraction <= 1.0:
+            problems.append(
+                f"actors.gripper_guided_fraction={actors.gripper_guided_fraction} must be in [0, 1]"
             )
         if actors.task_episode_steps < 1:
             problems.append("actors.task_episode_steps must be >= 1")

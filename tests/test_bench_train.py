@@ -33,6 +33,7 @@ def tiny_config() -> TrainConfig:
             base.learner,
             batch_size=8,
             updates_per_chunk=UPDATES,
+            train_task=True,  # both learners, whatever the shipped config trains
             network=dataclasses.replace(
                 base.learner.network, torso_hidden=(16,), head_hidden=(16,)
             ),

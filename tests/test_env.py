@@ -127,6 +127,18 @@ def test_held_block_is_not_rewarded(env, fns):
     assert all(float(s.reward) == 0.0 for s in states)
 
 
+def test_gripper_command_for_gap_recovers_the_command_that_made_the_gap(env, fns):
+    state = fns["reset"](jax.random.PRNGKey(0))
+    for command in (-0.2, 0.5, 0.9):
+        action = jnp.zeros(7).at[6].set(command)
+        settled = rollout(fns["step"], state, [action] * 10)[-1]
+        gap = env.finger_gap(settled.pipeline_state)
+        np.testing.assert_allclose(env.gripper_command_for_gap(gap), command, atol=0.05)
+    # Fingers on a block's faces: hold it with the full squeeze, whatever the gap.
+    on_block = 2 * env.ids.block_half_size + jnp.array([-0.002, 0.0, 0.005])
+    np.testing.assert_array_equal(env.gripper_command_for_gap(on_block), -1.0)
+
+
 def test_dropped_blocks_come_to_rest(env, fns):
     state = fns["reset"](jax.random.PRNGKey(5))
     sim = env.sim_state(state)

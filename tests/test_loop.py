@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from mjx_metamimic import checkpoints, configs
+from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.demos import DemoBank
+from mjx_metamimic.envs.stack import GRIPPER_ACTION, PROPRIO_PARTS
 from mjx_metamimic.replay import ReplayConfig
 from mjx_metamimic.train import build
 from mjx_metamimic.train_config import ActorConfig, LearnerConfig, TrainConfig
@@ -55,6 +57,7 @@ def tiny_config(**changes) -> TrainConfig:
             base.learner,
             batch_size=16,
             updates_per_chunk=2,
+            train_task=True,  # both learners, whatever the shipped config trains
             network=dataclasses.replace(
                 base.learner.network, torso_hidden=(32,), head_hidden=(32,)
             ),
@@ -200,8 +203,30 @@ def test_impossible_configs_are_rejected():
         )
     with pytest.raises(ValueError, match="num_envs"):
         dataclasses.replace(tiny_config(), actors=ActorConfig(num_envs=0))
+    with pytest.raises(ValueError, match="gripper_guided_fraction"):
+        dataclasses.replace(tiny_config(), actors=ActorConfig(gripper_guided_fraction=1.5))
     with pytest.raises(ValueError, match="inputs='pixels'"):
         dataclasses.replace(
             tiny_config(),
             learner=LearnerConfig(),  # pixels network, but the features config has no pixels
         )
+
+
+def test_guided_envs_take_the_goals_gripper_command_and_the_others_the_policys():
+    base = tiny_config()
+    config = dataclasses.replace(
+        base, actors=dataclasses.replace(base.actors, gripper_guided_fraction=0.5)
+    )
+    algo = build(config)
+    bank = jax.jit(lambda: synthetic_bank(algo.env, 3, DEMO_STEPS))()
+    state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
+    _, steps, _ = jax.jit(algo.collect)(state, bank)
+    extras = steps["extras"]
+    goal = demo_lib.goal(bank, extras["demo_idx"], extras["t"] + config.actors.lookahead)
+    goal_gap = goal["proprio"][..., PROPRIO_PARTS["finger_gap"]][..., 0]
+    command = algo.env.gripper_command_for_gap(goal_gap)
+    gripper = steps["action"][..., GRIPPER_ACTION]
+    guided = algo.num_guided_envs
+    assert guided == NUM_ENVS // 2
+    np.testing.assert_array_equal(gripper[:guided], command[:guided])
+    assert np.all(gripper[guided:] != command[guided:])

@@ -30,6 +30,8 @@ from mjx_metamimic.envs.scene import FINGER_CLOSED_GAP, SceneIds, load_model
 from mjx_metamimic.render import Renderer
 
 ACTION_SIZE = 7
+GRIPPER_ACTION = 6  # index of the gripper command in the action (-1 shut ... +1 open)
+FINGERS_ON_BLOCK_SLACK = 0.01  # a finger gap below block edge + this (m) holds a block
 PROPRIO_SIZE = 19
 FEATURES_SIZE = 26
 # Named parts of the observation vectors (see the module docstring).
@@ -318,9 +320,17 @@ class StackEnv(Env):
     def _ctrl(self, ctrl: jax.Array, action: jax.Array) -> jax.Array:
         action = jnp.clip(action, -1.0, 1.0)
         arm = action[:6] * self.config.max_joint_velocity
-        grip = (action[6] + 1.0) * 0.5 * self.config.gripper_open
+        grip = (action[GRIPPER_ACTION] + 1.0) * 0.5 * self.config.gripper_open
         ctrl = ctrl.at[self.ids.arm_actuators].set(arm)
         return ctrl.at[self.ids.finger_actuators].set(grip)
+
+    def gripper_command_for_gap(self, gap: jax.Array) -> jax.Array:
+        """The gripper command that holds the fingers at ``gap`` (m): -1 (squeeze) where a
+        gap that narrow means the fingers are on a block, else the command whose finger
+        target (per finger ``(a + 1) / 2 * gripper_open``) gives that gap."""
+        on_block = gap < 2 * self.ids.block_half_size + FINGERS_ON_BLOCK_SLACK
+        command = (gap - FINGER_CLOSED_GAP) / self.config.gripper_open - 1.0
+        return jnp.where(on_block, -1.0, jnp.clip(command, -1.0, 1.0))
 
     def finger_gap(self, data: mjx.Data) -> jax.Array:
         """Distance (m) between the inner faces of the two fingers."""
@@ -364,7 +374,7 @@ class StackEnv(Env):
         edge = 2 * ids.block_half_size
 
         grip_dist = jnp.linalg.norm(pos - grip, axis=-1)  # (2,)
-        fingers_on_block = self.finger_gap(data) < edge + 0.01
+        fingers_on_block = self.finger_gap(data) < edge + FINGERS_ON_BLOCK_SLACK
         held = (grip_dist < cfg.held_distance) & fingers_on_block  # (2,)
         at_rest = (jnp.linalg.norm(vel[:, :3], axis=-1) < cfg.rest_linear_velocity) & (
             jnp.linalg.norm(vel[:, 3:], axis=-1) < cfg.rest_angular_velocity
