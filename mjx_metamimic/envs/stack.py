@@ -325,9 +325,10 @@ class StackEnv(Env):
         return ctrl.at[self.ids.finger_actuators].set(grip)
 
     def gripper_command_for_gap(self, gap: jax.Array) -> jax.Array:
-        """The gripper command that holds the fingers at ``gap`` (m): -1 (squeeze) where a
-        gap that narrow means the fingers are on a block, else the command whose finger
-        target (per finger ``(a + 1) / 2 * gripper_open``) gives that gap."""
+        """The gripper command that holds the fingers at ``gap`` (m): -1 (squeeze) for gaps
+        up to a block's width plus ``FINGERS_ON_BLOCK_SLACK`` (fingers on a block, or
+        closing), else the command whose finger target (per finger
+        ``(a + 1) / 2 * gripper_open``) gives that gap."""
         on_block = gap < 2 * self.ids.block_half_size + FINGERS_ON_BLOCK_SLACK
         command = (gap - FINGER_CLOSED_GAP) / self.config.gripper_open - 1.0
         return jnp.where(on_block, -1.0, jnp.clip(command, -1.0, 1.0))
