@@ -130,18 +130,21 @@ class MetaMimic:
         noise = self.config.actors.noise_std * jax.random.normal(key, action.shape)
         return jnp.clip(action + noise, -1.0, 1.0)
 
-    def guide_gripper(self, action, bank: DemoBank, demo_idx: jax.Array, t: jax.Array):
-        """``action`` with the gripper command that holds the goal's finger gap (the demo's
-        at ``t + lookahead``): what a guided env does (``actors.gripper_guided_fraction``)."""
-        goal_proprio = demo_lib.goal(bank, demo_idx, t + self.config.actors.lookahead)["proprio"]
+    def guide_gripper(self, action: jax.Array, goal_proprio: jax.Array) -> jax.Array:
+        """``action`` with the gripper command that holds the goal's finger gap: what a
+        guided env does (``actors.gripper_guided_fraction``)."""
         gap = goal_proprio[..., PROPRIO_PARTS["finger_gap"]][..., 0]
         return action.at[..., GRIPPER_ACTION].set(self.env.gripper_command_for_gap(gap))
 
     # ------------------------------------------------------------------ actors
     def goal(self, bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict:
         """The goal of step ``t``: the demo's observation at ``t + lookahead``."""
-        target = demo_lib.goal(bank, demo_idx, t + self.config.actors.lookahead)
-        return select_obs(target, self.config.obs_keys)
+        return select_obs(self._full_goal(bank, demo_idx, t), self.config.obs_keys)
+
+    def _full_goal(self, bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict:
+        """Every part of the demo's observation at ``t + lookahead``, seen by the policy
+        or not."""
+        return demo_lib.goal(bank, demo_idx, t + self.config.actors.lookahead)
 
     def _reset_env(self, bank: DemoBank, key: jax.Array) -> tuple[State, jax.Array]:
         """Resets one env to a random training demo's first state."""
@@ -178,11 +181,13 @@ class MetaMimic:
         ``guided``: whether this env's gripper follows the goal (``guide_gripper``)."""
         cfg = self.config
         obs = select_obs(env_state.obs, cfg.obs_keys)
-        goal = self.goal(bank, demo_idx, t)
+        full_goal = self._full_goal(bank, demo_idx, t)
+        goal = select_obs(full_goal, cfg.obs_keys)
         imitation = self.learners.learners["imitation"]
         action = self.explore(imitation.act(params, obs, goal), key)
         if self.num_guided_envs:
-            action = jnp.where(guided, self.guide_gripper(action, bank, demo_idx, t), action)
+            guided_action = self.guide_gripper(action, full_goal["proprio"])
+            action = jnp.where(guided, guided_action, action)
 
         next_state = self.env.step(env_state, action)
         target = demo_lib.goal(bank, demo_idx, t + 1)  # d_{t+1}, all observation parts
