@@ -56,7 +56,8 @@ class ActorConfig:
     (-1 where the goal's fingers hold a block). Shows the critic grasps and releases at the
     demos' moments, which Gaussian noise on a shut gripper cannot (commands below about +0.2
     leave a held block's gap unchanged). A demo-informed exploration heuristic, not in the
-    paper; evaluation never guides. In [0, 1]."""
+    paper; evaluation never guides. In [0, 1], at least one env; ignored without the
+    imitation learner."""
     task_reset: Literal["layout", "curriculum"] = "layout"
     """Where task-actor episodes start: "layout" a fresh random block layout (``env.reset``);
     "curriculum" the simulator state at a uniformly random step of a random training demo
@@ -178,6 +179,15 @@ class TrainConfig:
         if not 0.0 <= actors.gripper_guided_fraction <= 1.0:
             problems.append(
                 f"actors.gripper_guided_fraction={actors.gripper_guided_fraction} must be in [0, 1]"
+            )
+        elif (  # without the imitation learner there is nothing to guide (task baselines)
+            actors.gripper_guided_fraction
+            and learner.train_imitation
+            and not round(actors.gripper_guided_fraction * (actors.num_envs - self.num_task_envs))
+        ):
+            problems.append(
+                f"actors.gripper_guided_fraction={actors.gripper_guided_fraction} of the "
+                f"{actors.num_envs - self.num_task_envs} imitation-actor envs guides none"
             )
         if actors.task_episode_steps < 1:
             problems.append("actors.task_episode_steps must be >= 1")

@@ -205,6 +205,10 @@ def test_impossible_configs_are_rejected():
         dataclasses.replace(tiny_config(), actors=ActorConfig(num_envs=0))
     with pytest.raises(ValueError, match="gripper_guided_fraction"):
         dataclasses.replace(tiny_config(), actors=ActorConfig(gripper_guided_fraction=1.5))
+    with pytest.raises(ValueError, match="guides none"):
+        dataclasses.replace(
+            tiny_config(), actors=ActorConfig(num_envs=4, gripper_guided_fraction=0.1)
+        )
     with pytest.raises(ValueError, match="inputs='pixels'"):
         dataclasses.replace(
             tiny_config(),
