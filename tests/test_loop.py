@@ -192,6 +192,10 @@ def test_paper_config_builds_and_traces_at_tiny_scale():
     assert new_state.replay.experience["obs"]["pixels"].shape == (2, 32, 16, 16, 3)
     assert new_state.replay.experience["obs"]["pixels"].dtype == jnp.uint8
     assert "train/imitation/critic_loss" in metrics
+    # Like the cpu config, it standardises the vectors joined to the conv features.
+    assert config.learner.network.standardize_inputs
+    actor_scales = new_state.learners["imitation"].actor_params["input_scales"]
+    assert {leaf.shape for leaf in jax.tree.leaves(actor_scales)} == {(19,)}  # proprio
 
 
 def test_impossible_configs_are_rejected():
