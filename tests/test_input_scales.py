@@ -12,6 +12,11 @@ from mjx_metamimic.networks import InputScales, NetworkConfig, set_input_scales
 from mjx_metamimic.networks.heads import Actor
 
 
+def assert_same_actions(actual, expected):
+    """Actions equal up to float rounding (standardising in the network vs by hand)."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_set_scales_equal_standardising_the_inputs_by_hand():
     config = NetworkConfig(
         inputs="features", torso_hidden=(16,), head_hidden=(16,), standardize_inputs=True
@@ -29,11 +34,8 @@ def test_set_scales_equal_standardising_the_inputs_by_hand():
         v = (jnp.concatenate([o["proprio"], o["features"]], -1) - shift) / scale
         return {"proprio": v[:, :4], "features": v[:, 4:]}
 
-    np.testing.assert_allclose(
-        actor.apply(scaled, obs, goal),
-        actor.apply(identity, by_hand(obs), by_hand(goal)),
-        rtol=1e-5,
-        atol=1e-6,
+    assert_same_actions(
+        actor.apply(scaled, obs, goal), actor.apply(identity, by_hand(obs), by_hand(goal))
     )
     assert not np.allclose(actor.apply(scaled, obs, goal), actor.apply(identity, obs, goal))
     # Without the switch there is nothing to set: the networks see raw inputs.
@@ -60,11 +62,8 @@ def test_pixel_encoder_standardises_its_vectors_too():
     # standardised parts, so standardising by hand reproduces it.
     same = set_input_scales(identity, InputScales(shift, scale, scale))
     by_hand = lambda o: {**o, "proprio": (o["proprio"] - shift) / scale}
-    np.testing.assert_allclose(
-        actor.apply(same, obs, goal),
-        actor.apply(identity, by_hand(obs), by_hand(goal)),
-        rtol=1e-5,
-        atol=1e-6,
+    assert_same_actions(
+        actor.apply(same, obs, goal), actor.apply(identity, by_hand(obs), by_hand(goal))
     )
     # The difference has its own scale: changing it changes the actions.
     assert not np.allclose(actor.apply(scaled, obs, goal), actor.apply(same, obs, goal))
