@@ -12,7 +12,7 @@ from mjx_metamimic.agents import D4PG, D4PGConfig
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.replay import NStepBatch
-from mjx_metamimic.train import build
+from mjx_metamimic.training import build
 
 DEMO_LENGTHS = (24, 18, 12)
 STEPS_PER_CHUNK = 5
@@ -85,8 +85,9 @@ def distance_to_demo_states(obs: dict, bank: DemoBank) -> np.ndarray:
     return np.abs(ours[:, None] - demos[None]).max(-1).min(-1)
 
 
-def replay_rows(state, length: int) -> dict:
-    """The first ``length`` stored steps of every replay row: leaves (E, length, ...)."""
+def replay_rows(state, length: int):
+    """The first ``length`` stored steps of every replay row: a Transition, leaves
+    (E, length, ...)."""
     return jax.device_get(jax.tree.map(lambda x: x[:, :length], state.replay.experience))
 
 
@@ -104,12 +105,12 @@ def test_task_actors_store_transitions_the_imitation_learner_ignores(mixed):
     algo, bank, initial, state, metrics = mixed
     steps = 3 * STEPS_PER_CHUNK
     rows = replay_rows(state, steps)
-    weight = rows["extras"]["imitation_weight"]
+    weight = rows.extras["imitation_weight"]
     np.testing.assert_array_equal(weight[:2], 1.0)  # imitation actors
     np.testing.assert_array_equal(weight[2:], 0.0)  # task actors
-    np.testing.assert_array_equal(rows["reward"]["imitation"][2:], 0.0)
+    np.testing.assert_array_equal(rows.reward["imitation"][2:], 0.0)
     # Task episodes last task_episode_steps (no physics blow-ups in 15 steps).
-    np.testing.assert_array_equal(rows["last"][2:], np.tile(np.arange(steps) % 4 == 3, (2, 1)))
+    np.testing.assert_array_equal(rows.last[2:], np.tile(np.arange(steps) % 4 == 3, (2, 1)))
     last = metrics[-1]
     for name in ("task_reward", "episode_end", "env/stacked"):
         assert np.isfinite(last[f"train/task_actor/{name}"]), name
@@ -125,7 +126,7 @@ def test_task_actors_store_transitions_the_imitation_learner_ignores(mixed):
 def test_task_actors_start_on_fresh_layouts(mixed):
     algo, bank, initial, state, metrics = mixed
     rows = replay_rows(state, 3 * STEPS_PER_CHUNK)
-    starts = rows["obs"]
+    starts = rows.obs
     task_starts = jax.tree.map(lambda x: x[2:, ::4].reshape(-1, x.shape[-1]), starts)
     assert distance_to_demo_states(task_starts, bank).min() > 1e-3
     # The imitation actors' episodes start on their demos' first states (a contrast check).
@@ -135,9 +136,10 @@ def test_task_actors_start_on_fresh_layouts(mixed):
 
 def test_d4pgfd_batches_hold_demo_actions_at_the_configured_fraction(mixed):
     algo, bank, initial, state, metrics = mixed
-    batch, goal, next_goal, weights, _ = jax.device_get(
+    sampled, _ = jax.device_get(
         jax.jit(algo.sample_learner_batch)(state.replay, bank, jax.random.PRNGKey(7))
     )
+    batch, goal, weights = sampled.transitions, sampled.goal, sampled.weights
     assert batch.action.shape[0] == 16
     np.testing.assert_array_equal(weights["imitation"], batch.extras["imitation_weight"])
     demo = slice(12, 16)  # the last demo_batch_size samples
@@ -180,9 +182,9 @@ def test_task_only_trains_only_the_task_learner(curriculum):
 def test_curriculum_resets_land_on_demo_states(curriculum):
     algo, bank, initial, state, metrics = curriculum
     rows = replay_rows(state, 2 * STEPS_PER_CHUNK)
-    np.testing.assert_array_equal(rows["last"], np.tile(np.arange(10) % 3 == 2, (2, 1)))
-    np.testing.assert_array_equal(rows["extras"]["t"], np.tile(np.arange(10) % 3, (2, 1)))
-    starts = jax.tree.map(lambda x: x[:, ::3].reshape(-1, x.shape[-1]), rows["obs"])
+    np.testing.assert_array_equal(rows.last, np.tile(np.arange(10) % 3 == 2, (2, 1)))
+    np.testing.assert_array_equal(rows.extras["t"], np.tile(np.arange(10) % 3, (2, 1)))
+    starts = jax.tree.map(lambda x: x[:, ::3].reshape(-1, x.shape[-1]), rows.obs)
     assert distance_to_demo_states(starts, bank).max() < 1e-5
     # ... at different steps of the demos (not only their first states).
     first = np.concatenate([np.asarray(bank.proprio[:, 0]), np.asarray(bank.features[:, 0])], -1)

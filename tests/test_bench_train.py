@@ -18,8 +18,8 @@ from mjx_metamimic import configs
 from mjx_metamimic.bench import train_bench
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.replay import ReplayConfig
-from mjx_metamimic.train import build
-from mjx_metamimic.train_config import ActorConfig, TrainConfig
+from mjx_metamimic.training import build
+from mjx_metamimic.training.config import ActorConfig, TrainConfig
 
 NUM_ENVS, STEPS, UPDATES = 2, 3, 2
 

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from mjx_metamimic import configs
-from mjx_metamimic.train import load_run_config, save_config
-from mjx_metamimic.train_config import TrainConfig
+from mjx_metamimic.training.config import TrainConfig
+from mjx_metamimic.training.run_dir import load_run_config, save_config
 
 
 @pytest.mark.parametrize("name", ["cpu", "features", "paper"])

@@ -15,6 +15,7 @@ import mjx_metamimic  # noqa: F401  (default XLA flags before jax use)
 from mjx_metamimic.agents import (
     D4PG,
     D4PGConfig,
+    LearnerBatch,
     MultiD4PG,
     categorical_critic_loss,
     follow_targets,
@@ -284,7 +285,7 @@ def goal_bandit_batch(key, batch_size=128):
         discounts={"imitation": jnp.zeros_like(c), "task": jnp.zeros_like(c)},
         next_obs=obs, next_extras={},
     )
-    return batch, goal, goal
+    return LearnerBatch(batch, goal=goal, next_goal=goal)
 
 
 def test_imitation_and_task_learners_share_batches():
@@ -301,7 +302,7 @@ def test_imitation_and_task_learners_share_batches():
         init_key, update_key = jax.random.split(key)
         states = multi.init(init_key, example, example)
         return scan_sampled_updates(
-            lambda s, x: multi.update(s, *x), goal_bandit_batch, states, update_key, 800
+            multi.update, goal_bandit_batch, states, update_key, 800
         )
 
     states, metrics = train(jax.random.key(3))

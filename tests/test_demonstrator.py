@@ -29,6 +29,13 @@ def recording(recorder):
     return jax.tree.map(np.asarray, recorder.record(layout_seeds(0, 0, NUM_DEMOS)))
 
 
+def test_recording_is_whole_demos(recording):
+    assert recording.frames.shape[:2] == (NUM_DEMOS, MAX_STEPS)
+    np.testing.assert_array_equal(recording.lengths, MAX_STEPS)
+    np.testing.assert_array_equal(recording.layout_seed, layout_seeds(0, 0, NUM_DEMOS))
+    assert recording.states.qpos.shape[:2] == (NUM_DEMOS, MAX_STEPS)
+
+
 def test_stacks_at_least_15_of_16(recording):
     success, length = episode_ends(recording.task_reward, SETTLE)
     assert success.sum() >= 15, f"only {success.sum()} of {NUM_DEMOS} demos stacked"
@@ -41,7 +48,7 @@ def test_stacks_at_least_15_of_16(recording):
 
 
 def test_actions_within_limits(recording):
-    actions = recording.actions  # (B, T, 7)
+    actions = recording.privileged_actions  # (B, T, 7)
     assert np.all(np.isfinite(actions))
     assert np.all(np.abs(actions) <= 1.0)
     grip = actions[..., 6]
@@ -73,7 +80,7 @@ def test_grasp_lifts_cube_5cm_and_holds_it_1s(env, recorder, recording):
     assert np.all(lifted.any(axis=1))
     t_lift = lifted.argmax(axis=1)  # (B,)
     block = height[np.arange(NUM_DEMOS), t_lift].argmax(axis=1)  # (B,) the lifted cube
-    actions = recording.actions.copy()
+    actions = recording.privileged_actions.copy()
     after = np.arange(MAX_STEPS)[None] >= t_lift[:, None]  # (B, T)
     actions[after] = np.concatenate([np.zeros(6), [-1.0]])  # arm still, gripper closed
     replay = jax.tree.map(np.asarray, recorder.replay(recording.init_state, actions))

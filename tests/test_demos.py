@@ -1,5 +1,6 @@
 """The demo dataset: deterministic bytes, exact restore and replay, validated loading
-that names the bad file and changes nothing on disk, atomic (over)writes, the DemoBank."""
+that names the bad file and changes nothing on disk, atomic (over)writes, the recording
+options and their env config, the command, the DemoBank."""
 
 import dataclasses
 import hashlib
@@ -15,15 +16,23 @@ import pytest
 import mjx_metamimic  # noqa: F401  (default XLA flags before jax use)
 from mjx_metamimic import demos as D
 from mjx_metamimic import envs
-from mjx_metamimic.demos import cli
-from mjx_metamimic.demos.dataset import MANIFEST, DatasetWriter, Demos, split_indices
-from mjx_metamimic.train import check_demos_match
-from mjx_metamimic.train_config import DemoSpec
+from mjx_metamimic.cli import demos as demos_command
+from mjx_metamimic.demos import (
+    MANIFEST,
+    PREVIEW_FILE,
+    DatasetWriter,
+    Demos,
+    RecordOptions,
+    split_indices,
+)
+from mjx_metamimic.demos.record import header
+from mjx_metamimic.training.config import DemoSpec
+from mjx_metamimic.training.setup import check_demos_match
 
 NUM, IMAGE, BATCH, SHARD = 16, 16, 16, 6
 
 
-def args_for(out: Path, **overrides) -> cli.DemosArgs:
+def options_for(out: Path, **overrides) -> RecordOptions:
     fields = dict(
         out=out,
         num=NUM,
@@ -34,7 +43,7 @@ def args_for(out: Path, **overrides) -> cli.DemosArgs:
         validation_fraction=0.25,
         preview=4,
     )
-    return cli.DemosArgs(**{**fields, **overrides})
+    return RecordOptions(**{**fields, **overrides})
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
@@ -48,20 +57,20 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 def recorder():
-    return cli.build_recorder(args_for(Path("unused")))
+    return D.build_recorder(options_for(Path("unused")))
 
 
 @pytest.fixture(scope="module")
 def dataset(recorder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demos") / "ds"
-    manifest = cli.write_dataset(args_for(out), recorder)
+    manifest = D.record_dataset(options_for(out), recorder=recorder)
     assert manifest["num_demos"] == NUM
     return out
 
 
 def test_same_seed_gives_identical_bytes(dataset, recorder, tmp_path):
     again = tmp_path / "again"
-    cli.write_dataset(args_for(again), recorder)
+    D.record_dataset(options_for(again), recorder=recorder)
     first, second = snapshot(dataset), snapshot(again)
     assert sorted(first) == sorted(second)
     assert {k: v[0] for k, v in first.items()} == {k: v[0] for k, v in second.items()}
@@ -84,7 +93,7 @@ def test_manifest_and_success(dataset):
     split = manifest["split"]
     assert sorted(split["train"] + split["validation"]) == list(range(NUM))
     assert len(split["validation"]) == 4
-    gif = iio.imread(dataset / cli.PREVIEW_FILE)
+    gif = iio.imread(dataset / PREVIEW_FILE)
     assert gif.shape[1:3] == (2 * IMAGE, 2 * IMAGE)
 
 
@@ -170,6 +179,10 @@ def test_bank_sample_and_goal(dataset):
     demos = D.load(dataset, "train")
     bank = D.DemoBank.from_demos(demos)
     assert bank.privileged_actions is None and bank.frames.dtype == np.uint8
+    # One record type: on device it keeps everything but the host-only layout seeds.
+    assert D.DemoBank is Demos and isinstance(bank.frames, jax.Array)
+    assert bank.layout_seed is None and demos.layout_seed is not None
+    assert (bank.num_demos, bank.max_steps) == (demos.num_demos, 200)
 
     @jax.jit
     def sample_goals(bank, key):
@@ -187,6 +200,36 @@ def test_bank_sample_and_goal(dataset):
     # Steps past the end clip to the last step; scalars work too.
     last = D.goal(bank, np.int32(0), np.int32(10_000))
     np.testing.assert_array_equal(last["proprio"], demos.proprio[0, demos.lengths[0] - 1])
+
+
+# ---------------------------------------------------------------- recording options
+def test_record_options_carry_their_env_config(dataset, tmp_path):
+    physics = envs.StackEnvConfig(block_yaw=0.1)
+    options = options_for(tmp_path / "ds", env=physics)
+    recorder = D.build_recorder(options)
+    assert recorder.env.config == dataclasses.replace(physics, image_size=IMAGE, camera="front")
+    info = header(options, recorder)
+    assert info["env_config"] == D.physics_config(physics)
+    assert info["scene_fingerprint"] == D.scene_fingerprint(physics)
+    assert info["scene_fingerprint"] != D.scene_fingerprint(envs.StackEnvConfig())
+    # A dataset with that header loads for that env config only.
+    with DatasetWriter(options.out, info) as writer:
+        writer.add(tiny_demos(dataset, 2))
+        writer.commit(split=split_indices(2, 0.5, 0))
+    assert D.load(options.out, env_config=recorder.env.config).num_demos == 2
+    with pytest.raises(D.DemoDatasetError, match=r"env config fields differ: \['block_yaw'\]"):
+        D.load(options.out, env_config=envs.StackEnvConfig(image_size=IMAGE))
+
+
+def test_record_dataset_refuses_bad_options_and_other_recorders(recorder, tmp_path):
+    with pytest.raises(ValueError, match="invalid recording options: need num >= 1"):
+        D.record_dataset(options_for(tmp_path / "a", num=0), recorder=recorder)
+    with pytest.raises(ValueError, match="recorder was built from other"):
+        D.record_dataset(options_for(tmp_path / "b", max_steps=100), recorder=recorder)
+    other_env = options_for(tmp_path / "c", env=envs.StackEnvConfig(block_yaw=0.1))
+    with pytest.raises(ValueError, match="recorder was built from other"):
+        D.record_dataset(other_env, recorder=recorder)
+    assert not any(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------- corrupt datasets
@@ -278,7 +321,7 @@ def test_existing_dataset_needs_overwrite(dataset, tmp_path):
     before = snapshot(root)
     with pytest.raises(D.DemoDatasetError, match="already exists; pass --overwrite"):
         DatasetWriter(root, {"fingerprint": "x"})
-    assert cli.main(["--out", str(root), "--num", "2"]) == 1  # refused before recording
+    assert demos_command.main(["--out", str(root), "--num", "2"]) == 1  # refused before recording
     assert snapshot(root) == before
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary leftovers
 
@@ -309,10 +352,13 @@ def test_overwrite_replaces_atomically(dataset, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
 
 
-def test_cli_rejects_bad_options(tmp_path):
+def test_command_rejects_bad_options(tmp_path):
     out = tmp_path / "ds"
-    assert cli.main(["--out", str(out), "--num", "0"]) == 2
-    assert cli.main(["--out", str(out), "--validation-fraction", "1.0"]) == 2
+    assert demos_command.main(["--out", str(out), "--num", "0"]) == 2
+    assert demos_command.main(["--out", str(out), "--validation-fraction", "1.0"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        demos_command.main(["--out", str(out), "--env.control-dt", "-1"])
+    assert exit_.value.code == 2
     assert not out.exists()
 
 

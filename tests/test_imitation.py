@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mjx_metamimic.envs.stack import FEATURES_PARTS, FEATURES_SIZE, PROPRIO_PARTS, PROPRIO_SIZE
-from mjx_metamimic.imitation import ImitationRewardConfig, imitation_reward
+from mjx_metamimic.imitation_reward import ImitationRewardConfig, imitation_reward
 
 
 def _obs(seed=0):

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mjx_metamimic.demos import DemoBank
-from mjx_metamimic.loop import demo_input_scales
 from mjx_metamimic.networks import InputScales, NetworkConfig, set_input_scales
 from mjx_metamimic.networks.heads import Actor
+from mjx_metamimic.training.input_scales import demo_input_scales
 
 
 def assert_same_actions(actual, expected):

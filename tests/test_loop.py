@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mjx_metamimic import checkpoints, configs
+from mjx_metamimic import configs
 from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.stack import GRIPPER_ACTION, PROPRIO_PARTS
 from mjx_metamimic.replay import ReplayConfig
-from mjx_metamimic.train import build
-from mjx_metamimic.train_config import ActorConfig, LearnerConfig, TrainConfig
+from mjx_metamimic.training import build, checkpoints
+from mjx_metamimic.training.config import ActorConfig, LearnerConfig, TrainConfig
 
 DEMO_STEPS = 24
 NUM_ENVS = 4
@@ -69,7 +69,10 @@ def tiny_config(**changes) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def setup():
-    config = tiny_config()
+    base = tiny_config()  # guided grippers on half the envs, as the features config
+    config = dataclasses.replace(
+        base, actors=dataclasses.replace(base.actors, gripper_guided_fraction=0.5)
+    )
     algo = build(config)
     bank = jax.jit(lambda: synthetic_bank(algo.env, 3, DEMO_STEPS))()
     init = jax.jit(algo.init)
@@ -174,6 +177,19 @@ def test_restoring_a_checkpoint_that_does_not_fit_names_the_problem(tmp_path: Pa
     assert step == 1 and float(restored["kernel"].sum()) == 12.0
 
 
+def test_checkpoints_name_their_arrays_and_keep_an_existing_step(tmp_path: Path):
+    mgr = checkpoints.manager(tmp_path)
+    state = {"learner": {"kernel": jnp.ones((3, 4)), "empty": jnp.zeros((0,))}, "key": [1.0]}
+    checkpoints.save(mgr, 7, jax.tree.map(jnp.asarray, state))
+    # A run resumed from step 7 saves step 7 again: the existing checkpoint is kept.
+    checkpoints.save(mgr, 7, jax.tree.map(lambda x: jnp.asarray(x) * 0, state))
+    tree = mgr.item_metadata(7).tree
+    assert set(tree) == {"learner", "key"} and set(tree["learner"]) == {"kernel"}
+    _, restored = checkpoints.restore_latest(mgr, jax.tree.map(jnp.zeros_like, state))
+    assert float(restored["learner"]["kernel"].sum()) == 12.0
+    assert restored["learner"]["empty"].shape == (0,)
+
+
 def test_paper_config_builds_and_traces_at_tiny_scale():
     paper = configs.load(TrainConfig, "paper")
     config = dataclasses.replace(
@@ -189,8 +205,8 @@ def test_paper_config_builds_and_traces_at_tiny_scale():
     bank = jax.eval_shape(lambda: synthetic_bank(algo.env, 2, 8))
     state = jax.eval_shape(algo.init, jax.random.PRNGKey(0), bank)
     new_state, metrics = jax.eval_shape(algo.train_chunk, state, bank)
-    assert new_state.replay.experience["obs"]["pixels"].shape == (2, 32, 16, 16, 3)
-    assert new_state.replay.experience["obs"]["pixels"].dtype == jnp.uint8
+    assert new_state.replay.experience.obs["pixels"].shape == (2, 32, 16, 16, 3)
+    assert new_state.replay.experience.obs["pixels"].dtype == jnp.uint8
     assert "train/imitation/critic_loss" in metrics
     # Like the cpu config, it standardises the vectors joined to the conv features.
     assert config.learner.network.standardize_inputs
@@ -220,21 +236,18 @@ def test_impossible_configs_are_rejected():
         )
 
 
-def test_guided_envs_take_the_goals_gripper_command_and_the_others_the_policys():
-    base = tiny_config()
-    config = dataclasses.replace(
-        base, actors=dataclasses.replace(base.actors, gripper_guided_fraction=0.5)
+def test_guided_envs_take_the_goals_gripper_command_and_the_others_the_policys(setup):
+    config, algo, bank, init, chunk, _ = setup
+    state, _ = chunk(init(jax.random.PRNGKey(5), bank), bank)
+    steps = jax.device_get(  # the chunk's K stored steps of every env: leaves (E, K, ...)
+        jax.tree.map(lambda x: x[:, :STEPS_PER_CHUNK], state.replay.experience)
     )
-    algo = build(config)
-    bank = jax.jit(lambda: synthetic_bank(algo.env, 3, DEMO_STEPS))()
-    state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
-    _, steps, _ = jax.jit(algo.collect)(state, bank)
-    extras = steps["extras"]
+    extras = steps.extras
     goal = demo_lib.goal(bank, extras["demo_idx"], extras["t"] + config.actors.lookahead)
     goal_gap = goal["proprio"][..., PROPRIO_PARTS["finger_gap"]][..., 0]
     command = algo.env.gripper_command_for_gap(goal_gap)
-    gripper = steps["action"][..., GRIPPER_ACTION]
-    guided = algo.num_guided_envs
+    gripper = steps.action[..., GRIPPER_ACTION]
+    guided = algo.imitation.num_guided
     assert guided == NUM_ENVS // 2
     np.testing.assert_allclose(gripper[:guided], command[:guided], atol=1e-6)
     assert np.all(gripper[guided:] != command[guided:])

@@ -13,19 +13,16 @@ import pytest
 
 import mjx_metamimic  # noqa: F401  (default XLA flags before jax use)
 from mjx_metamimic import configs, demos
-from mjx_metamimic.demos.cli import DemosArgs, build_recorder, write_dataset
 from mjx_metamimic.envs.stack import PROPRIO_PARTS
-from mjx_metamimic.train import build
-from mjx_metamimic.train_config import DemoSpec, TrainConfig
+from mjx_metamimic.training import build
+from mjx_metamimic.training.config import DemoSpec, TrainConfig
 
-NUM_DEMOS = 24  # 21 train, 3 validation
+NUM_DEMOS = 40  # the recorded_demos fixture's: 36 train, 4 validation
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demos") / "stack"
-    args = DemosArgs(out=path, num=NUM_DEMOS, seed=0, image_size=8, batch_size=NUM_DEMOS)
-    write_dataset(args, build_recorder(args))
+def setup(recorded_demos):
+    path = recorded_demos
     base = configs.load(TrainConfig, "features")
     algo = build(dataclasses.replace(base, demos=DemoSpec(path=path, num=NUM_DEMOS, image_size=8)))
     return algo, demos.DemoBank.from_demos(demos.load(path, "validation"))
@@ -50,7 +47,7 @@ def test_oracle_reproduces_held_out_demos(setup):
 
         def step(state, t):
             obs = state.obs
-            state = algo.env.step(state, oracle_action(algo, obs, algo.goal(bank, i, t)))
+            state = algo.env.step(state, oracle_action(algo, obs, algo.imitation.goal(bank, i, t)))
             target = demos.goal(bank, i, t + 1)["proprio"][PROPRIO_PARTS["joint_pos"]]
             error = jnp.linalg.norm(state.obs["proprio"][PROPRIO_PARTS["joint_pos"]] - target)
             return state, error

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mjx_metamimic.metrics_log import MetricsLog
-from mjx_metamimic.plots import learning_curves
+from mjx_metamimic.training.metrics_log import MetricsLog
+from mjx_metamimic.training.plots import learning_curves
 
 
 def test_logged_metrics_are_read_back_and_plotted(tmp_path):

@@ -1,5 +1,5 @@
 """Replay: known values eager and jitted, n-step targets vs a direct Python computation,
-episode boundaries, uint8 storage, wrap-around, mixed sampling, memory estimate."""
+episode boundaries, uint8 storage, wrap-around, memory estimate."""
 
 import jax
 import jax.numpy as jnp
@@ -10,17 +10,17 @@ import mjx_metamimic  # noqa: F401  (default XLA flags before jax use)
 from mjx_metamimic.replay import (
     NStepReplay,
     ReplayConfig,
+    Transition,
     memory_estimate,
     nstep_batch,
-    sample_mixed,
-    split_batch_size,
 )
+from mjx_metamimic.training.config import split_batch_size
 
 ROWS, STEPS, N, GAMMA = 3, 40, 3, 0.9
 STREAMS = ("imitation", "task")
 
 
-def make_steps(rows: int, steps: int, seed: int = 0, source: int = 0) -> dict:
+def make_steps(rows: int, steps: int, seed: int = 0) -> Transition:
     """Stored steps with leaves (rows, steps, ...) and random episode ends.
 
     Pixels encode (row, t); proprio is [row, t]; extras hold a global episode id.
@@ -33,40 +33,37 @@ def make_steps(rows: int, steps: int, seed: int = 0, source: int = 0) -> dict:
     r, t = np.meshgrid(np.arange(rows), np.arange(steps), indexing="ij")
     pixels = np.broadcast_to(((7 * r + t) % 256).astype(np.uint8)[..., None, None, None],
                              (rows, steps, 4, 4, 3))
-    return {
-        "obs": {"pixels": pixels, "proprio": np.stack([r, t], -1).astype(np.float32)},
-        "action": rng.uniform(-1, 1, (rows, steps, 2)).astype(np.float32),
-        "reward": {s: rng.normal(size=(rows, steps)).astype(np.float32) for s in STREAMS},
-        "discount": np.where(terminated, 0.0, 1.0).astype(np.float32),
-        "last": last,
-        "extras": {
-            "episode": episode.astype(np.int32),
-            "source": np.full((rows, steps), source, np.int32),
-        },
-    }
+    return Transition(
+        obs={"pixels": pixels, "proprio": np.stack([r, t], -1).astype(np.float32)},
+        action=rng.uniform(-1, 1, (rows, steps, 2)).astype(np.float32),
+        reward={s: rng.normal(size=(rows, steps)).astype(np.float32) for s in STREAMS},
+        discount=np.where(terminated, 0.0, 1.0).astype(np.float32),
+        last=last,
+        extras={"episode": episode.astype(np.int32)},
+    )
 
 
-def unbatched(steps: dict) -> dict:
+def unbatched(steps: Transition) -> Transition:
     return jax.tree.map(lambda x: x[0, 0], steps)
 
 
-def reference_nstep(steps: dict, row: int, t: int, n: int, gamma: float):
+def reference_nstep(steps: Transition, row: int, t: int, n: int, gamma: float):
     """Direct Python n-step target for the transition at (row, t)."""
     returns = dict.fromkeys(STREAMS, 0.0)
     discount = 1.0
     for k in range(n):
         for s in STREAMS:
-            returns[s] += discount * float(steps["reward"][s][row, t + k])
-        discount *= gamma * float(steps["discount"][row, t + k])
-        if steps["last"][row, t + k]:
+            returns[s] += discount * float(steps.reward[s][row, t + k])
+        discount *= gamma * float(steps.discount[row, t + k])
+        if steps.last[row, t + k]:
             return returns, 0.0, t + k
     return returns, discount, t + n
 
 
-def fill(replay: NStepReplay, steps: dict, add_fn=None):
+def fill(replay: NStepReplay, steps: Transition, add_fn=None):
     state = replay.init(unbatched(steps))
     add_fn = add_fn or jax.jit(replay.add, donate_argnums=0)
-    for t in range(steps["last"].shape[1]):
+    for t in range(steps.last.shape[1]):
         state = add_fn(state, jax.tree.map(lambda x, t=t: x[:, t], steps))
     return state
 
@@ -94,8 +91,8 @@ def check_against_reference(batch, steps):
             np.testing.assert_allclose(batch.returns[s][i], returns[s], rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(batch.discounts[s][i], discount, rtol=1e-5, atol=1e-7)
         np.testing.assert_array_equal(batch.next_obs["proprio"][i], [row, next_t])
-        np.testing.assert_array_equal(batch.action[i], steps["action"][row, t])
-        assert int(batch.next_extras["episode"][i]) == int(steps["extras"]["episode"][row, t])
+        np.testing.assert_array_equal(batch.action[i], steps.action[row, t])
+        assert int(batch.next_extras["episode"][i]) == int(steps.extras["episode"][row, t])
         assert int(batch.obs["pixels"][i, 0, 0, 0]) == (7 * row + t) % 256
 
 
@@ -105,10 +102,10 @@ def test_nstep_hand_example():
     last = np.array([[0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], bool)
     discount = np.array([[1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 1, 1]], np.float32)
     t = np.tile(np.arange(4, dtype=np.int32), (3, 1))
-    sequences = {
-        "obs": {"t": t}, "action": np.zeros((3, 4, 1), np.float32), "reward": {"r": rewards},
-        "discount": discount, "last": last, "extras": {"t": t},
-    }
+    sequences = Transition(
+        obs={"t": t}, action=np.zeros((3, 4, 1), np.float32), reward={"r": rewards},
+        discount=discount, last=last, extras={"t": t},
+    )
     batch = nstep_batch(jax.tree.map(jnp.asarray, sequences), n=3, gamma=0.5)
     np.testing.assert_allclose(batch.returns["r"], [1 + 1 + 1, 1 + 1, 1])
     np.testing.assert_allclose(batch.discounts["r"], [0.125, 0.0, 0.0])
@@ -133,7 +130,7 @@ def test_sampled_nstep_matches_python_reference_jit(filled, sample_jit):
 def test_sampling_never_mixes_episodes(filled, sample_jit):
     replay, state, steps = filled
     batch = sample_jit(state, jax.random.key(2), 1024)
-    ends = steps["last"]
+    ends = steps.last
     ended = [i for i in range(1024) if ends[tuple(batch.obs["proprio"][i].astype(int))]]
     assert ended, "no sample started on an episode's last step"
     np.testing.assert_array_equal(batch.next_extras["episode"], batch.extras["episode"])
@@ -146,7 +143,7 @@ def test_sampling_never_mixes_episodes(filled, sample_jit):
 
 def test_uint8_in_uint8_out(filled, sample_jit):
     replay, state, _ = filled
-    assert state.experience["obs"]["pixels"].dtype == jnp.uint8
+    assert state.experience.obs["pixels"].dtype == jnp.uint8
     batch = sample_jit(state, jax.random.key(3), 8)
     assert batch.obs["pixels"].dtype == jnp.uint8
     assert batch.next_obs["pixels"].dtype == jnp.uint8
@@ -159,7 +156,7 @@ def test_add_is_donated_in_place():
     state = replay.init(unbatched(steps))
     add = jax.jit(replay.add, donate_argnums=0)
     new_state = add(state, jax.tree.map(lambda x: x[:, 0], steps))
-    assert state.experience["obs"]["pixels"].is_deleted()
+    assert state.experience.obs["pixels"].is_deleted()
     assert int(new_state.current_index) == 1
 
 
@@ -169,10 +166,10 @@ def test_capacity_wraps_around_oldest_first():
     replay = NStepReplay(ReplayConfig(capacity=rows * time_length, n_step=2, min_size=4), rows)
     state = fill(replay, steps)
     assert int(replay.size(state)) == rows * time_length
-    stored_t = np.sort(np.asarray(state.experience["obs"]["proprio"][0, :, 1]))
+    stored_t = np.sort(np.asarray(state.experience.obs["proprio"][0, :, 1]))
     np.testing.assert_array_equal(stored_t, np.arange(added - time_length, added))
     seqs = replay.sample_sequences(state, jax.random.key(0), 512)
-    t = np.asarray(seqs["obs"]["proprio"][..., 1]).astype(int)  # (512, 3)
+    t = np.asarray(seqs.obs["proprio"][..., 1]).astype(int)  # (512, 3)
     np.testing.assert_array_equal(np.diff(t, axis=1), 1)  # consecutive, never across the head
     assert set(t[:, 0]) == set(range(added - time_length, added - 2))
 
@@ -188,21 +185,6 @@ def test_can_sample_after_min_size():
     assert ready == [False, False, False, True, True, True]  # 4 steps x 2 rows = 8
 
 
-def test_mixed_sampling_ratio():
-    agent = NStepReplay(ReplayConfig(capacity=2 * 12, n_step=N, gamma=GAMMA, min_size=8), 2)
-    demos = NStepReplay(ReplayConfig(capacity=4 * 12, n_step=N, gamma=GAMMA, min_size=8), 4)
-    agent_state = fill(agent, make_steps(2, 12, seed=1, source=0), agent.add)
-    demo_state = fill(demos, make_steps(4, 12, seed=2, source=1), demos.add)
-    sample = jax.jit(
-        lambda a, d, key: sample_mixed([(agent, a), (demos, d)], key, 64, (0.75, 0.25))
-    )
-    batch = sample(agent_state, demo_state, jax.random.key(0))
-    source = np.asarray(batch.extras["source"])
-    np.testing.assert_array_equal(source, [0] * 48 + [1] * 16)
-    np.testing.assert_array_equal(batch.next_extras["source"], source)
-    assert batch.returns["task"].shape == (64,)
-
-
 def test_split_batch_size():
     assert split_batch_size(256, (0.75, 0.25)) == (192, 64)
     assert split_batch_size(10, (1, 1, 1)) in {(4, 3, 3), (3, 4, 3), (3, 3, 4)}
@@ -214,7 +196,7 @@ def test_split_batch_size():
 
 def test_memory_estimate_matches_allocated_buffer(filled):
     _, state, steps = filled
-    per_step = 4 * 4 * 3 + 2 * 4 + 2 * 4 + 2 * 4 + 4 + 1 + 2 * 4  # = 85 bytes
+    per_step = 4 * 4 * 3 + 2 * 4 + 2 * 4 + 2 * 4 + 4 + 1 + 4  # = 81 bytes
     total, text = memory_estimate(unbatched(steps), ROWS * STEPS)
     assert total == per_step * ROWS * STEPS
     assert total == sum(x.nbytes for x in jax.tree.leaves(state.experience))

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from mjx_metamimic.train import create_run_dir
+from mjx_metamimic.training.run_dir import create_run_dir
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path: Path):

@@ -10,15 +10,10 @@ import pytest
 from test_loop import tiny_config
 
 from mjx_metamimic.demos import DemoBank
-from mjx_metamimic.loop import select_obs
-from mjx_metamimic.train import build
-from mjx_metamimic.video import (
-    ImitationVideo,
-    bar_height,
-    mp4_available,
-    resize_nearest,
-    write_video,
-)
+from mjx_metamimic.render.video_file import mp4_available, write_video
+from mjx_metamimic.training import build
+from mjx_metamimic.training.actors import select_obs
+from mjx_metamimic.training.video import ImitationVideo, bar_height, resize_nearest
 
 SIZE = 32
 LENGTHS = (14, 10)  # the second demo ends early and then holds its last frame
@@ -53,7 +48,7 @@ def setup(tmp_path_factory):
     obs = select_obs(
         {"proprio": bank.proprio[0, 0], "features": bank.features[0, 0]}, algo.config.obs_keys
     )
-    goal = algo.goal(bank, jnp.int32(0), jnp.int32(0))
+    goal = algo.imitation.goal(bank, jnp.int32(0), jnp.int32(0))
     params = algo.learners.learners["imitation"].actor.init(jax.random.PRNGKey(1), obs, goal)
     video = ImitationVideo(algo, SIZE)
     path = video.write(params, bank, tmp_path_factory.mktemp("video") / "imitation.gif", 2)

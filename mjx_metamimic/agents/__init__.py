@@ -8,13 +8,14 @@ from mjx_metamimic.agents.d4pg import (
     categorical_critic_loss,
     follow_targets,
 )
-from mjx_metamimic.agents.multi import MultiD4PG
+from mjx_metamimic.agents.multi import LearnerBatch, MultiD4PG
 from mjx_metamimic.agents.scan import scan_sampled_updates, scan_updates
 
 __all__ = [
     "D4PG",
     "D4PGConfig",
     "D4PGState",
+    "LearnerBatch",
     "MultiD4PG",
     "categorical_critic_loss",
     "follow_targets",

@@ -6,11 +6,30 @@ MetaMimic trains an imitation learner (goal-conditioned, imitation reward) and a
 
 from collections.abc import Mapping
 
+import flax.struct
 import jax
 
 from mjx_metamimic.agents.d4pg import D4PG, D4PGState
 from mjx_metamimic.networks.heads import Observation
 from mjx_metamimic.replay import NStepBatch
+
+
+@flax.struct.dataclass
+class LearnerBatch:
+    """What every learner of a ``MultiD4PG`` updates on (leading batch axis B everywhere).
+
+    Attributes:
+        transitions: the shared n-step transitions.
+        goal: goals at t for the goal-conditioned learners (None without one).
+        next_goal: goals at the bootstrap step.
+        weights: name -> (B,) per-sample loss weights of that learner (e.g. 0 for samples
+            it must not learn from); learners not named weigh every sample equally.
+    """
+
+    transitions: NStepBatch
+    goal: Observation | None = None
+    next_goal: Observation | None = None
+    weights: dict | None = None
 
 
 class MultiD4PG:
@@ -36,22 +55,14 @@ class MultiD4PG:
     def update(
         self,
         states: Mapping[str, D4PGState],
-        batch: NStepBatch,
-        goal: Observation | None = None,
-        next_goal: Observation | None = None,
-        weights: Mapping[str, jax.Array] | None = None,
+        batch: LearnerBatch,
         key: jax.Array | None = None,
     ) -> tuple[dict[str, D4PGState], dict[str, jax.Array]]:
         """Updates every learner on the same batch.
 
         Args:
             states: name -> learner state.
-            batch: Shared n-step batch (leading axis B).
-            goal: Goals at t for the goal-conditioned learners (leaves (B, ...)).
-            next_goal: Goals at the bootstrap step.
-            weights: Optional name -> (B,) per-sample loss weights of that learner (e.g. 0
-                for samples the learner must not learn from); learners not named weigh
-                every sample equally.
+            batch: the shared transitions, goals and per-learner weights.
             key: PRNG key, split between the learners (for target-action noise).
 
         Returns:
@@ -65,10 +76,10 @@ class MultiD4PG:
             conditioned = learner.config.goal_conditioned
             new_states[name], learner_metrics = learner.update(
                 states[name],
-                batch,
-                goal if conditioned else None,
-                next_goal if conditioned else None,
-                (weights or {}).get(name),
+                batch.transitions,
+                batch.goal if conditioned else None,
+                batch.next_goal if conditioned else None,
+                (batch.weights or {}).get(name),
                 learner_key,
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from mjx_metamimic.agents.d4pg import D4PG, D4PGState
 from mjx_metamimic.agents.scan import scan_sampled_updates
-from mjx_metamimic.replay import NStepReplay
+from mjx_metamimic.replay import NStepReplay, Transition
 
 PROBES = ("constant", "observation", "two_step", "countdown", "bandit")
 HORIZONS = (1, 1, 2, 8, 1)
@@ -100,18 +100,18 @@ def step(kind: jax.Array, state: ProbeState, action: jax.Array) -> tuple[ProbeSt
         action: (1,) float32 action.
 
     Returns:
-        The next state and the replay step {"obs", "action", "reward", "discount", "last",
-        "extras"} of this transition (``extras`` holds ``t`` and ``context``).
+        The next state and the replay ``Transition`` of this step (``extras`` holds ``t``
+        and ``context``).
     """
     last = state.t + 1 >= horizon(kind)
-    stored = {
-        "obs": {"proprio": observation(kind, state.t, state.context)},
-        "action": action,
-        "reward": {STREAM: reward(kind, state.t, state.context, action)},
-        "discount": jnp.where(last, 0.0, 1.0),
-        "last": last,
-        "extras": {"t": state.t, "context": state.context},
-    }
+    stored = Transition(
+        obs={"proprio": observation(kind, state.t, state.context)},
+        action=action,
+        reward={STREAM: reward(kind, state.t, state.context, action)},
+        discount=jnp.where(last, 0.0, 1.0),
+        last=last,
+        extras={"t": state.t, "context": state.context},
+    )
     key, reset_key = jax.random.split(state.key)
     continued = ProbeState(t=state.t + 1, context=state.context, key=key)
     next_state = jax.tree.map(lambda r, c: jnp.where(last, r, c), reset(reset_key), continued)

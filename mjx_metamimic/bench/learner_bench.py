@@ -16,7 +16,13 @@ from rich.table import Table
 from mjx_metamimic.agents import D4PG, D4PGConfig, scan_updates
 from mjx_metamimic.bench.common import time_calls, write_json
 from mjx_metamimic.networks import NetworkConfig, preset_stats, stats_table
-from mjx_metamimic.replay import NStepBatch, NStepReplay, ReplayConfig, memory_estimate
+from mjx_metamimic.replay import (
+    NStepBatch,
+    NStepReplay,
+    ReplayConfig,
+    Transition,
+    memory_estimate,
+)
 
 PROPRIO_DIM, ACTION_DIM = 16, 7
 
@@ -152,20 +158,20 @@ def measure_learner(preset: str, batch_size: int, args: LearnerBenchArgs, matmul
 
 def measure_replay(args: LearnerBenchArgs) -> dict:
     """add, sample and add+sample calls/s of the n-step replay with S x S x 3 uint8 frames."""
-    example = {
-        "obs": observation(jax.random.key(0), (), args.image_size),
-        "action": jnp.zeros((ACTION_DIM,)),
-        "reward": {"imitation": jnp.zeros(()), "task": jnp.zeros(())},
-        "discount": jnp.ones(()),
-        "last": jnp.zeros((), bool),
-        "extras": {"demo": jnp.zeros((), jnp.int32), "t": jnp.zeros((), jnp.int32)},
-    }
+    example = Transition(
+        obs=observation(jax.random.key(0), (), args.image_size),
+        action=jnp.zeros((ACTION_DIM,)),
+        reward={"imitation": jnp.zeros(()), "task": jnp.zeros(())},
+        discount=jnp.ones(()),
+        last=jnp.zeros((), bool),
+        extras={"demo": jnp.zeros((), jnp.int32), "t": jnp.zeros((), jnp.int32)},
+    )
     config = ReplayConfig(capacity=args.replay_capacity, n_step=args.n_step, min_size=0)
     replay = NStepReplay(config, args.replay_envs)
     stored = replay.num_rows * replay.time_length
     memory_bytes, memory_text = memory_estimate(example, stored)
     step = jax.tree.map(lambda x: jnp.broadcast_to(x, (args.replay_envs, *x.shape)), example)
-    step["obs"] = observation(jax.random.key(1), (args.replay_envs,), args.image_size)
+    step = step.replace(obs=observation(jax.random.key(1), (args.replay_envs,), args.image_size))
     add = jax.jit(replay.add, donate_argnums=0)
     sample = jax.jit(replay.sample, static_argnums=2)
     carry = {"state": jax.jit(replay.init)(example), "key": jax.random.key(2)}

@@ -33,9 +33,8 @@ from mjx_metamimic.bench.common import time_calls, write_json
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.stack import StackEnv
-from mjx_metamimic.loop import MetaMimic, TrainState
-from mjx_metamimic.train import build, ensure_demos, load_banks
-from mjx_metamimic.train_config import TrainConfig
+from mjx_metamimic.training import MetaMimic, TrainState, build, ensure_demos, load_banks
+from mjx_metamimic.training.config import TrainConfig
 
 VARIANTS = ("one-jit", "split", "host")
 COMPONENTS = ("physics", "rendering", "replay", "learning")
@@ -198,7 +197,7 @@ class Components:
             state, key = carry
             key, key_action = jax.random.split(key)
             zeros = jnp.zeros((num_envs, self.physics_env.action_size))
-            return (step(state, self.algo.explore(zeros, key_action)), key), None
+            return (step(state, self.algo.imitation.explore(zeros, key_action)), key), None
 
         return jax.lax.scan(one, (env_state, key), None, length=self.steps)[0]
 

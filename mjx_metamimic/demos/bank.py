@@ -1,53 +1,20 @@
-"""``DemoBank``: the demonstrations on device, for sampling and goal lookup inside jit.
+"""Demonstrations on device: sampling and goal lookup inside jit.
 
-Build one bank per split (``load(path, "train")`` and ``load(path, "validation")``); the
-split is fixed by the dataset's manifest. The bank holds no privileged actions unless
-they were loaded explicitly (the D4PGfD baseline).
+``DemoBank`` is ``Demos`` (``format``) with jax leaves: ``DemoBank.from_demos(demos)`` or
+``demos.to_device()`` puts loaded demos on device. Build one bank per split
+(``load(path, "train")`` and ``load(path, "validation")``); the split is fixed by the
+dataset's manifest. The bank holds no privileged actions unless they were loaded explicitly
+(the D4PGfD baseline).
 """
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from mjx_metamimic.demos.dataset import Demos
+from mjx_metamimic.demos.format import Demos
 from mjx_metamimic.envs.stack import SimState
 
-
-@struct.dataclass
-class DemoBank:
-    """Device-resident demonstrations (a pytree: pass it through jit and scan)."""
-
-    frames: jax.Array  # (N, T, H, W, 3) uint8
-    proprio: jax.Array  # (N, T, P) float32
-    features: jax.Array  # (N, T, F) float32
-    task_reward: jax.Array  # (N, T) float32
-    lengths: jax.Array  # (N,) int32
-    init_state: SimState  # leaves (N, ...)
-    privileged_actions: jax.Array | None = None  # (N, T, 7) float32; D4PGfD only
-    states: SimState | None = None  # leaves (N, T, ...); demo curriculum only
-
-    @classmethod
-    def from_demos(cls, demos: Demos, device: jax.Device | None = None) -> "DemoBank":
-        """Copies ``demos`` to ``device`` (default: the default device)."""
-        bank = cls(
-            frames=demos.frames,
-            proprio=demos.proprio,
-            features=demos.features,
-            task_reward=demos.task_reward,
-            lengths=demos.lengths,
-            init_state=demos.init_state,
-            privileged_actions=demos.privileged_actions,
-            states=demos.states,
-        )
-        return jax.device_put(bank, device)
-
-    @property
-    def num_demos(self) -> int:
-        return self.lengths.shape[0]
-
-    @property
-    def max_steps(self) -> int:
-        return self.task_reward.shape[1]
+DemoBank = Demos
+"""Demos on device (jax leaves): the name the training code uses for ``Demos`` there."""
 
 
 def sample(bank: DemoBank, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:

@@ -39,7 +39,6 @@ class Phase(enum.IntEnum):
     DONE = 8  # hold still
 
 
-NUM_PHASES = len(Phase)
 # Phases in which a block is held: the Cartesian error is measured on the block.
 _HOLDING = (Phase.LIFT, Phase.CARRY, Phase.LOWER)
 # Phases in which the hand moves freely, so hesitations may slow it down.

@@ -22,25 +22,11 @@ from collections.abc import Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
-from mjx_metamimic.demos.dataset import Demos
 from mjx_metamimic.demos.demonstrator import ControllerState, Demonstrator
+from mjx_metamimic.demos.format import Demos
 from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.stack import SimState, StackEnv
-
-
-@struct.dataclass
-class Recording:
-    """A batch of recorded episodes (leading axis B, then T steps)."""
-
-    init_state: SimState  # leaves (B, ...)
-    frames: jax.Array  # (B, T, H, W, 3) uint8 (H = W = 0 for an env without pixels)
-    proprio: jax.Array  # (B, T, P) float32
-    features: jax.Array  # (B, T, F) float32
-    task_reward: jax.Array  # (B, T) float32: reward of the observation at step t
-    actions: jax.Array  # (B, T, 7) float32: action taken at step t
-    states: SimState  # leaves (B, T, ...): simulator state at step t (for ``reset_to``)
 
 
 def demo_keys(layout_seed: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -123,26 +109,42 @@ class Recorder:
             )
             return (env.step(state, action), controller), out
 
-        _, out = jax.lax.scan(step, (state, controller), given_actions)
-        return Recording(init_state, *out)
+        _, (frames, proprio, features, reward, actions, states) = jax.lax.scan(
+            step, (state, controller), given_actions
+        )
+        return Demos(
+            frames=frames,
+            proprio=proprio,
+            features=features,
+            task_reward=reward,
+            lengths=jnp.int32(given_actions.shape[0]),
+            init_state=init_state,
+            privileged_actions=actions,
+            states=states,
+        )
 
     def _empty_actions(self):
         return jnp.zeros((self.batch_size, self.max_steps, self.env.action_size))
 
-    def record(self, seeds: np.ndarray) -> Recording:
+    def record(self, seeds: np.ndarray) -> Demos:
         """Records one batch of episodes driven by the demonstrator.
 
         Args:
           seeds: (batch_size,) uint32 layout seeds (see ``demo_keys``).
+
+        Returns:
+          The whole recordings (lengths ``max_steps``; ``to_demos`` cuts them), with the
+          demonstrator's actions as ``privileged_actions`` and ``seeds`` as ``layout_seed``.
         """
         seeds = np.asarray(seeds, np.uint32)
         if seeds.shape != (self.batch_size,):
             raise ValueError(f"need {self.batch_size} seeds, got shape {seeds.shape}")
         init_state, controller = self.initial(seeds)
         replay = jnp.zeros((self.batch_size,), bool)
-        return self._run(init_state, controller, self._empty_actions(), replay)
+        recording = self._run(init_state, controller, self._empty_actions(), replay)
+        return recording.replace(layout_seed=seeds)
 
-    def replay(self, init_state: SimState, actions: np.ndarray) -> Recording:
+    def replay(self, init_state: SimState, actions: np.ndarray) -> Demos:
         """Replays ``actions`` (N, T, 7) from ``init_state`` (leaves (N, ...)), N <= batch_size.
 
         The result matches the recording that produced the actions exactly (frames,
@@ -194,12 +196,11 @@ def pad_after(x: np.ndarray, length: np.ndarray) -> np.ndarray:
     return np.take_along_axis(x, index.reshape(*index.shape, *([1] * (x.ndim - 2))), axis=1)
 
 
-def to_demos(recording: Recording, seeds: np.ndarray, settle_steps: int) -> tuple[Demos, dict]:
+def to_demos(recording: Demos, settle_steps: int) -> tuple[Demos, dict]:
     """Keeps the successful recordings, cut to their length and padded (host numpy).
 
     Args:
-      recording: a recorded batch (B episodes).
-      seeds: (B,) their layout seeds.
+      recording: a batch of B whole recordings, as ``Recorder.record`` returns it.
       settle_steps: steps kept from the start of the final, stable stack.
 
     Returns:
@@ -217,9 +218,9 @@ def to_demos(recording: Recording, seeds: np.ndarray, settle_steps: int) -> tupl
         features=pad_after(rec.features[keep], length),
         task_reward=pad_after(rec.task_reward[keep], length),
         lengths=length,
-        layout_seed=np.asarray(seeds, np.uint32)[keep],
         init_state=jax.tree.map(lambda x: x[keep], rec.init_state),
-        privileged_actions=pad_after(rec.actions[keep], length),
+        layout_seed=rec.layout_seed[keep],
+        privileged_actions=pad_after(rec.privileged_actions[keep], length),
         states=jax.tree.map(lambda x: pad_after(x[keep], length), rec.states),
     )
     stats = {
@@ -249,7 +250,7 @@ def generate(
     kept, attempts = 0, 0
     while kept < num_demos:
         seeds = layout_seeds(seed, attempts, recorder.batch_size)
-        demos, stats = to_demos(recorder.record(seeds), seeds, settle_steps)
+        demos, stats = to_demos(recorder.record(seeds), settle_steps)
         take = min(demos.num_demos, num_demos - kept)
         if take < demos.num_demos:
             # Candidates after the last kept one were never needed: don't count them.

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from mjx_metamimic.demos.bank import DemoBank, goal
+from mjx_metamimic.replay import Transition
 
 
 def sample_transitions(bank: DemoBank, key: jax.Array, batch_size: int) -> tuple[jax.Array, ...]:
@@ -31,7 +32,7 @@ def sample_transitions(bank: DemoBank, key: jax.Array, batch_size: int) -> tuple
 
 def demo_sequences(
     bank: DemoBank, key: jax.Array, batch_size: int, length: int, obs_keys: tuple[str, ...]
-) -> dict:
+) -> Transition:
     """Samples ``batch_size`` windows of ``length`` consecutive demo steps (stored-step format).
 
     Args:
@@ -42,8 +43,8 @@ def demo_sequences(
       obs_keys: observation parts the networks see.
 
     Returns:
-      {"obs", "action", "reward": {"imitation", "task"}, "discount", "last",
-       "extras": {"demo_idx", "t", "imitation_weight"}} with leaves (B, length, ...).
+      A ``Transition`` with leaves (B, length, ...): rewards ``imitation`` (0) and ``task``,
+      extras ``demo_idx``, ``t`` and ``imitation_weight`` (0).
 
     Raises:
       ValueError: the bank holds no privileged actions.
@@ -62,11 +63,11 @@ def demo_sequences(
     zeros = jnp.zeros(steps.shape, jnp.float32)
     action_step = jnp.minimum(steps, jnp.maximum(final - 1, 0))
     task_reward = bank.task_reward[demo, jnp.minimum(steps + 1, final)]
-    return {
-        "obs": {k: obs[k] for k in obs_keys},
-        "action": bank.privileged_actions[demo, action_step],
-        "reward": {"imitation": zeros, "task": task_reward},
-        "discount": jnp.ones(steps.shape, jnp.float32),
-        "last": steps >= final - 1,
-        "extras": {"demo_idx": demo, "t": step, "imitation_weight": zeros},
-    }
+    return Transition(
+        obs={k: obs[k] for k in obs_keys},
+        action=bank.privileged_actions[demo, action_step],
+        reward={"imitation": zeros, "task": task_reward},
+        discount=jnp.ones(steps.shape, jnp.float32),
+        last=steps >= final - 1,
+        extras={"demo_idx": demo, "t": step, "imitation_weight": zeros},
+    )

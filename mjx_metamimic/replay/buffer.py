@@ -18,10 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from flashbax.buffers import trajectory_buffer as fbx_trajectory
 
-from mjx_metamimic.replay.nstep import NStepBatch, Step, nstep_batch
+from mjx_metamimic.replay.nstep import NStepBatch, Transition, nstep_batch
 
 ReplayState = fbx_trajectory.TrajectoryBufferState
-STEP_KEYS = ("obs", "action", "reward", "discount", "last", "extras")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +37,14 @@ class ReplayConfig:
     """Transitions stored before sampling is allowed (at least n_step + 1 per row)."""
 
 
-def _check_step(step: Step) -> None:
-    if not isinstance(step, dict) or set(step) != set(STEP_KEYS):
-        raise ValueError(f"a stored step is a dict with keys {STEP_KEYS}, got {list(step)}")
-    if not isinstance(step["reward"], dict) or not step["reward"]:
-        raise ValueError("step['reward'] must be a non-empty dict {stream_name: scalar}")
+def _check_step(step: Transition) -> None:
+    if not isinstance(step, Transition):
+        raise ValueError(f"a stored step is a replay.Transition, got {type(step).__name__}")
+    if not isinstance(step.reward, dict) or not step.reward:
+        raise ValueError("Transition.reward must be a non-empty dict {stream_name: scalar}")
 
 
-def memory_estimate(example_step: Step, capacity: int) -> tuple[int, str]:
+def memory_estimate(example_step: Transition, capacity: int) -> tuple[int, str]:
     """Bytes needed to store ``capacity`` steps shaped like ``example_step`` (one unbatched step).
 
     Returns:
@@ -85,16 +84,16 @@ class NStepReplay:
             self.time_length, max(self.sequence_length, -(-config.min_size // num_rows))
         )
 
-    def init(self, example_step: Step) -> ReplayState:
+    def init(self, example_step: Transition) -> ReplayState:
         """Allocates an empty buffer for steps shaped like ``example_step`` (no env axis)."""
         _check_step(example_step)
         return fbx_trajectory.init(example_step, self.num_rows, self.time_length)
 
-    def add(self, state: ReplayState, step: Step) -> ReplayState:
+    def add(self, state: ReplayState, step: Transition) -> ReplayState:
         """Appends one env step for every row: leaves of ``step`` are (E, ...)."""
         return self.add_sequence(state, jax.tree.map(lambda x: x[:, None], step))
 
-    def add_sequence(self, state: ReplayState, steps: Step) -> ReplayState:
+    def add_sequence(self, state: ReplayState, steps: Transition) -> ReplayState:
         """Appends T consecutive steps for every row: leaves of ``steps`` are (E, T, ...)."""
         return fbx_trajectory.add(state, steps)
 
@@ -107,7 +106,7 @@ class NStepReplay:
         steps = jnp.where(state.is_full, self.time_length, state.current_index)
         return (steps * self.num_rows).astype(jnp.int32)
 
-    def sample_sequences(self, state: ReplayState, key: jax.Array, batch_size: int) -> Step:
+    def sample_sequences(self, state: ReplayState, key: jax.Array, batch_size: int) -> Transition:
         """Uniformly samples ``batch_size`` windows of ``n_step + 1`` steps: leaves (B, n+1, ...).
 
         Windows lie within one row and between the oldest and newest stored steps; they may

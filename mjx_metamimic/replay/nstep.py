@@ -1,9 +1,9 @@
 """n-step targets from sampled sequences of stored steps.
 
-A stored step (one env row, one time index) is ``{"obs", "action", "reward": {stream: r},
-"discount", "last", "extras"}``: ``discount`` is 0.0 when the episode terminated after this
-step, ``last`` is True when this step is the last of its episode (the row's next stored
-step starts a new episode, auto-reset). Given a sequence s_t .. s_{t+n} of one row:
+A stored step (one env row, one time index) is a ``Transition``: ``discount`` is 0.0 when
+the episode terminated after this step, ``last`` is True when this step is the last of its
+episode (the row's next stored step starts a new episode, auto-reset). Given a sequence
+s_t .. s_{t+n} of one row:
 
 * ``m`` = number of transitions used: n, or fewer when the episode ends at t+k (k < n),
   then m = k + 1 (rewards after the episode's last step are never used).
@@ -22,7 +22,26 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-Step = dict  # {"obs", "action", "reward", "discount", "last", "extras"}, see module docstring.
+
+@flax.struct.dataclass
+class Transition:
+    """One stored env step (leading axes, if any, are the caller's: (E,), (B, L), ...).
+
+    Attributes:
+        obs: Observation the action was taken in, e.g. ``pixels`` (H, W, 3) uint8.
+        action: (A,) float32 action taken.
+        reward: {stream: () float32} reward of reaching the next observation.
+        discount: () float32, 0.0 when the episode terminated after this step.
+        last: () bool, whether this is the episode's last stored step.
+        extras: Anything else stored with the step (e.g. demo index, weights).
+    """
+
+    obs: dict
+    action: jax.Array
+    reward: dict
+    discount: jax.Array
+    last: jax.Array
+    extras: dict
 
 
 @flax.struct.dataclass
@@ -48,7 +67,7 @@ class NStepBatch:
     next_extras: dict
 
 
-def nstep_batch(sequences: Step, n: int, gamma: float) -> NStepBatch:
+def nstep_batch(sequences: Transition, n: int, gamma: float) -> NStepBatch:
     """Computes n-step targets from sampled sequences.
 
     Args:
@@ -59,8 +78,8 @@ def nstep_batch(sequences: Step, n: int, gamma: float) -> NStepBatch:
     Returns:
         The batch of n-step transitions starting at each sequence's first step.
     """
-    last = sequences["last"][:, :n].astype(jnp.float32)  # (B, n)
-    env_discount = sequences["discount"][:, :n].astype(jnp.float32)  # (B, n)
+    last = sequences.last[:, :n].astype(jnp.float32)  # (B, n)
+    env_discount = sequences.discount[:, :n].astype(jnp.float32)  # (B, n)
     batch_size = last.shape[0]
     # alive[:, k] = 1 while steps 0..k-1 did not end the episode; alive[:, 0] = 1.
     alive = jnp.cumprod(jnp.concatenate([jnp.ones((batch_size, 1)), 1.0 - last], 1), 1)
@@ -70,7 +89,7 @@ def nstep_batch(sequences: Step, n: int, gamma: float) -> NStepBatch:
     weights = alive[:, :n] * cum_discount[:, :n]  # (B, n)
     returns = {
         name: jnp.sum(weights * reward[:, :n].astype(jnp.float32), axis=1)
-        for name, reward in sequences["reward"].items()
+        for name, reward in sequences.reward.items()
     }
     bootstrap = alive[:, n] * cum_discount[:, n]  # (B,)
     num_used = jnp.sum(alive[:, :n], axis=1).astype(jnp.int32)  # m in [1, n]
@@ -84,11 +103,11 @@ def nstep_batch(sequences: Step, n: int, gamma: float) -> NStepBatch:
         return jax.tree.map(lambda x: x[rows, next_index], tree)
 
     return NStepBatch(
-        obs=first(sequences["obs"]),
-        action=sequences["action"][:, 0],
-        extras=first(sequences["extras"]),
+        obs=first(sequences.obs),
+        action=sequences.action[:, 0],
+        extras=first(sequences.extras),
         returns=returns,
         discounts={name: bootstrap for name in returns},
-        next_obs=bootstrap_step(sequences["obs"]),
-        next_extras=bootstrap_step(sequences["extras"]),
+        next_obs=bootstrap_step(sequences.obs),
+        next_extras=bootstrap_step(sequences.extras),
     )

@@ -3,9 +3,14 @@
 Each subcommand lives in its own module and parses its own arguments (tyro over a
 frozen dataclass), so ``mjx-metamimic <command> --help`` documents every field.
 Modules are imported lazily so that the default XLA flags are set before JAX loads.
+
+Bad input (an unknown config, an impossible value, a missing or corrupt file, a directory
+that is not a run) ends the command with one line naming the problem and exit code 2;
+``MJX_METAMIMIC_DEBUG=1`` shows the traceback instead.
 """
 
 import importlib
+import os
 import sys
 
 import mjx_metamimic  # noqa: F401  (sets default XLA flags before anything imports jax)
@@ -13,14 +18,14 @@ import mjx_metamimic  # noqa: F401  (sets default XLA flags before anything impo
 # command -> ("module:function", one-line help). The function takes the remaining argv.
 COMMANDS: dict[str, tuple[str, str]] = {
     "rollout": (
-        "mjx_metamimic.envs.rollout:main",
+        "mjx_metamimic.cli.rollout:main",
         "step the stacking env with a random or zero policy",
     ),
-    "render": ("mjx_metamimic.render.cli:main", "render what the agent sees to a PNG or video"),
-    "demos": ("mjx_metamimic.demos.cli:main", "generate a demonstration dataset"),
-    "train": ("mjx_metamimic.train:main", "train MetaMimic from a named config (--config cpu)"),
-    "eval": ("mjx_metamimic.eval_cli:main", "evaluate a run on held-out demos (--run RUN_DIR)"),
-    "bench": ("mjx_metamimic.bench:main", "benchmarks: env, render, learner, demos"),
+    "render": ("mjx_metamimic.cli.render:main", "render what the agent sees to a PNG or video"),
+    "demos": ("mjx_metamimic.cli.demos:main", "generate a demonstration dataset"),
+    "train": ("mjx_metamimic.cli.train:main", "train MetaMimic from a named config (--config cpu)"),
+    "eval": ("mjx_metamimic.cli.eval:main", "evaluate a run on held-out demos (--run RUN_DIR)"),
+    "bench": ("mjx_metamimic.cli.bench:main", "benchmarks: env, render, learner, demos, train"),
 }
 
 
@@ -41,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mjx-metamimic: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, func_name = COMMANDS[name][0].split(":")
-    result = getattr(importlib.import_module(module_name), func_name)(rest)
-    return int(result or 0)
+    command = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(command(rest) or 0)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        if os.environ.get("MJX_METAMIMIC_DEBUG"):
+            raise
+        print(f"mjx-metamimic {name}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

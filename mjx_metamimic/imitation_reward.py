@@ -4,9 +4,6 @@ r_t = sum_k weight_k * exp(-scale_k * d_k(o_{t+1}, d_{t+1})^2), over named terms
   pixels            mean squared difference of the frames (channels in [0, 1])
   joints            L2 distance of the arm joint positions (rad)
   joint_velocities  L2 distance of the arm joint velocities (rad/s)
-  joint_targets     L2 distance of the arm's actuator set-points (rad): the joint angles
-                    the velocity commands have integrated to, which respond to an action
-                    at once (positions follow them with a lag)
   gripper           difference of the finger gaps (m)
   blocks            L2 distance of the two block positions (m), privileged features
 Terms with weight 0 are skipped (and need not be observed). The episode ends early when
@@ -20,7 +17,7 @@ import jax.numpy as jnp
 
 from mjx_metamimic.envs.stack import FEATURES_PARTS, PROPRIO_PARTS
 
-TERMS = ("pixels", "joints", "joint_velocities", "joint_targets", "gripper", "blocks")
+TERMS = ("pixels", "joints", "joint_velocities", "gripper", "blocks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +36,6 @@ class ImitationRewardConfig:
     """Weight of the arm joint velocity term."""
     joint_velocities_scale: float = 1.0
     """exp(-scale * |dqdot|^2), dqdot in rad/s."""
-    joint_targets_weight: float = 0.0
-    """Weight of the arm actuator set-point term."""
-    joint_targets_scale: float = 100.0
-    """exp(-scale * |dtarget|^2), dtarget in rad."""
     gripper_weight: float = 0.2
     """Weight of the finger gap term."""
     gripper_scale: float = 1e4
@@ -82,7 +75,6 @@ def _distances(obs: dict, target: dict, names) -> dict[str, jax.Array]:
             part = {
                 "joints": "joint_pos",
                 "joint_velocities": "joint_vel",
-                "joint_targets": "setpoint",
                 "gripper": "finger_gap",
             }
             sl = PROPRIO_PARTS[part[name]]

@@ -11,15 +11,12 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import jax
 import tyro
 from rich.console import Console
 from rich.table import Table
 
-from mjx_metamimic import checkpoints, demos
-from mjx_metamimic.evaluate import POLICIES, Evaluator
-from mjx_metamimic.train import build, load_run_config
-from mjx_metamimic.video import ImitationVideo, check_video_path
+from mjx_metamimic.render.video_file import check_video_path
+from mjx_metamimic.training.evaluate import POLICIES, evaluate_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,43 +42,49 @@ class EvalArgs:
     """Height and width (pixels, even) of the agent's and the demo's halves of the video."""
 
 
+def results_table(results: dict[str, float], policies: tuple[str, ...], split: str) -> Table:
+    """The evaluation as a table: one row per metric, one column per policy."""
+    table = Table(title=f"one-shot evaluation ({split} demos)")
+    table.add_column("metric")
+    for policy in policies:
+        table.add_column(policy, justify="right")
+    names = sorted(
+        {k.split("/", 2)[2] for k in results if k.startswith("eval/agent/")}
+        | {k.split("/", 2)[2] for k in results if k.startswith(f"eval/{policies[0]}/")}
+    )
+    for name in names:
+        table.add_row(
+            name, *(f"{results.get(f'eval/{p}/{name}', float('nan')):.4g}" for p in policies)
+        )
+    return table
+
+
 def main(argv: list[str]) -> int:
     """Runs ``mjx-metamimic eval``."""
     args = tyro.cli(EvalArgs, args=argv, prog="mjx-metamimic eval")
     console = Console()
-    config = load_run_config(args.run)
-    algo = build(config)
-    video = None
     if args.video is not None:  # bad video options fail before the evaluation, not after it
         check_video_path(args.video)
-        video = ImitationVideo(algo, args.video_size)
-    bank = demos.DemoBank.from_demos(demos.load(args.demos or config.demos.path, args.split))
-    state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
-    step, state = checkpoints.restore_latest(checkpoints.manager(args.run), state)
-    console.print(f"evaluating {args.run} (chunk {step}) on {bank.num_demos} {args.split} demos")
-    evaluator = Evaluator(algo, args.task_episodes)
-    results = evaluator(state.learners, bank, jax.random.PRNGKey(args.seed), args.policy)
-    table = Table(title=f"one-shot evaluation ({args.split} demos)")
-    table.add_column("metric")
-    for policy in args.policy:
-        table.add_column(policy, justify="right")
-    names = sorted(
-        {k.split("/", 2)[2] for k in results if k.startswith("eval/agent/")}
-        | {k.split("/", 2)[2] for k in results if k.startswith(f"eval/{args.policy[0]}/")}
+    evaluation = evaluate_run(
+        args.run,
+        demos=args.demos,
+        split=args.split,
+        policies=args.policy,
+        task_episodes=args.task_episodes,
+        seed=args.seed,
+        video=args.video,
+        video_demos=args.video_demos,
+        video_size=args.video_size,
+        console=console,
     )
-    for name in names:
-        table.add_row(
-            name, *(f"{results.get(f'eval/{p}/{name}', float('nan')):.4g}" for p in args.policy)
-        )
-    console.print(table)
+    results = evaluation.results
+    console.print(results_table(results, args.policy, args.split))
     for name, value in results.items():
         if name.startswith("eval/demos/"):
             console.print(f"demos' {name.split('/')[-1]}: {value:.4g}")
     out = args.run / f"eval-{args.split}.json"
-    out.write_text(json.dumps({"checkpoint": step, **results}, indent=2))
+    out.write_text(json.dumps({"checkpoint": evaluation.checkpoint, **results}, indent=2))
     console.print(f"wrote {out}")
-    if video is not None:
-        console.print(f"rendering {args.video}: {args.video_demos} demo(s), {args.video_size} px")
-        video.write(state.learners["imitation"].actor_params, bank, args.video, args.video_demos)
+    if args.video is not None:
         console.print(f"wrote {args.video}")
     return 0

@@ -1,4 +1,10 @@
-"""``mjx-metamimic demos``: record scripted demonstrations into a dataset directory."""
+"""Recording a demo dataset: options, recorder, manifest header and preview.
+
+``record_dataset(RecordOptions(out=..., num=...))`` records ``num`` successful scripted
+demonstrations in the env that the options describe and writes them as a dataset
+(``writer``). The ``mjx-metamimic demos`` command and the training run (when its demos do
+not exist yet) both call it.
+"""
 
 import dataclasses
 import math
@@ -7,30 +13,27 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import tyro
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mjx_metamimic import envs
-from mjx_metamimic.demos.dataset import (
-    DatasetWriter,
-    DemoDatasetError,
-    Demos,
-    check_destination,
+from mjx_metamimic.demos.demonstrator import Demonstrator, DemonstratorConfig
+from mjx_metamimic.demos.fingerprints import (
     dataset_fingerprint,
     physics_config,
     scene_fingerprint,
     split_indices,
 )
-from mjx_metamimic.demos.demonstrator import Demonstrator, DemonstratorConfig
+from mjx_metamimic.demos.format import Demos
 from mjx_metamimic.demos.generate import Recorder, generate
+from mjx_metamimic.demos.writer import DatasetWriter
 from mjx_metamimic.envs.batching import default_chunk_size
+from mjx_metamimic.envs.stack import StackEnv, StackEnvConfig
 
 PREVIEW_FILE = "preview.gif"
 
 
 @dataclasses.dataclass(frozen=True)
-class DemosArgs:
+class RecordOptions:
     """Record scripted stacking demonstrations (frames, proprio, features, task reward)."""
 
     out: Path = Path("data/demos")
@@ -59,6 +62,25 @@ class DemosArgs:
     """Write a GIF grid of the first N demos into the dataset (0 = none)."""
     overwrite: bool = False
     """Replace an existing dataset at ``out``."""
+    env: StackEnvConfig = StackEnvConfig()
+    """Physics of the recording env (stored in the manifest); its image_size and camera are
+    replaced by the options above."""
+
+    def env_config(self) -> StackEnvConfig:
+        """``env`` rendering ``camera`` at ``image_size``: the config of the recording env."""
+        return dataclasses.replace(self.env, image_size=self.image_size, camera=self.camera)
+
+    def problems(self) -> list[str]:
+        """The rules these options break (empty when valid)."""
+        checks = {
+            "num >= 1": self.num >= 1,
+            "image_size >= 1": self.image_size >= 1,
+            "max_steps > settle_steps >= 1": self.max_steps > self.settle_steps >= 1,
+            "batch_size >= 1 and shard_size >= 1": min(self.batch_size, self.shard_size) >= 1,
+            "0 <= validation_fraction < 1": 0 <= self.validation_fraction < 1,
+            "0 <= preview <= num": 0 <= self.preview <= self.num,
+        }
+        return [rule for rule, ok in checks.items() if not ok]
 
 
 def preview_gif(demos: Demos) -> bytes:
@@ -75,20 +97,20 @@ def preview_gif(demos: Demos) -> bytes:
     return iio.imwrite("<bytes>", grid[:last], extension=".gif", duration=50, loop=0)
 
 
-def header(args: DemosArgs, recorder: Recorder) -> dict:
+def header(options: RecordOptions, recorder: Recorder) -> dict:
     """Manifest entries describing how the dataset was made."""
     env = recorder.env
-    size = (args.image_size, args.image_size)
+    size = (options.image_size, options.image_size)
     return {
-        "fingerprint": dataset_fingerprint(env.config, size, args.camera),
+        "fingerprint": dataset_fingerprint(env.config, size, options.camera),
         "scene_fingerprint": scene_fingerprint(env.config),
         "env_config": physics_config(env.config),
         "image_size": list(size),
-        "camera": args.camera,
-        "max_steps": args.max_steps,
+        "camera": options.camera,
+        "max_steps": options.max_steps,
         "generation": {
-            "seed": args.seed,
-            "settle_steps": args.settle_steps,
+            "seed": options.seed,
+            "settle_steps": options.settle_steps,
             "batch_size": recorder.batch_size,
             "chunk_size": recorder.chunk_size,
             "demonstrator": dataclasses.asdict(recorder.demonstrator.config),
@@ -96,25 +118,37 @@ def header(args: DemosArgs, recorder: Recorder) -> dict:
     }
 
 
-def build_recorder(args: DemosArgs) -> Recorder:
-    """The stacking env (rendering ``args.camera`` at ``args.image_size``), demonstrator
-    and recorder that ``args`` describe."""
-    env = envs.make("stack", image_size=args.image_size, camera=args.camera)
+def build_recorder(options: RecordOptions) -> Recorder:
+    """The env (``options.env_config()``), demonstrator and recorder of ``options``."""
+    env = StackEnv(options.env_config())
     demonstrator = Demonstrator(env, DemonstratorConfig())
-    return Recorder(env, demonstrator, args.max_steps, args.batch_size, default_chunk_size())
+    return Recorder(env, demonstrator, options.max_steps, options.batch_size, default_chunk_size())
 
 
-def write_dataset(args: DemosArgs, recorder: Recorder, console: Console | None = None) -> dict:
-    """Records ``args.num`` successful demos with ``recorder`` and writes the dataset.
+def record_dataset(
+    options: RecordOptions, console: Console | None = None, recorder: Recorder | None = None
+) -> dict:
+    """Records ``options.num`` successful demos and writes them to ``options.out``.
 
     Args:
-      args: the dataset options (``recorder`` must have been built from them).
-      recorder: see ``build_recorder``.
+      options: what to record and where.
       console: where the progress bar goes; None shows none.
+      recorder: ``build_recorder(options)`` or one built from options that differ only in
+        where and how many demos go (to reuse its compiled function); None builds one.
 
     Returns:
       The manifest written.
+
+    Raises:
+      ValueError: invalid options, or a recorder built from other options.
+      DemoDatasetError: ``options.out`` exists (without ``overwrite``) or is no dataset.
     """
+    if options.problems():
+        raise ValueError(f"invalid recording options: need {'; '.join(options.problems())}")
+    recorder = recorder or build_recorder(options)
+    built = (recorder.env.config, recorder.max_steps, recorder.batch_size)
+    if built != (options.env_config(), options.max_steps, options.batch_size):
+        raise ValueError("the recorder was built from other env, max_steps or batch_size options")
     lengths, to_stack, previews = [], [], []
     attempts = 0
     start = time.perf_counter()
@@ -126,21 +160,22 @@ def write_dataset(args: DemosArgs, recorder: Recorder, console: Console | None =
         TimeElapsedColumn(),
     )
     progress = Progress(*columns, console=console, disable=console is None)
-    with DatasetWriter(args.out, header(args, recorder), args.overwrite, args.shard_size) as writer:
+    info = header(options, recorder)
+    with DatasetWriter(options.out, info, options.overwrite, options.shard_size) as writer:
         with progress:
-            task = progress.add_task("demos", total=args.num, rate="compiling ...")
-            for demos, stats in generate(recorder, args.num, args.seed, args.settle_steps):
+            task = progress.add_task("demos", total=options.num, rate="compiling ...")
+            for demos, stats in generate(recorder, options.num, options.seed, options.settle_steps):
                 writer.add(demos)
                 attempts += stats["attempts"]
                 lengths.extend(stats["lengths"].tolist())
                 to_stack.extend(stats["steps_to_stack"].tolist())
-                if sum(d.num_demos for d in previews) < args.preview:
+                if sum(d.num_demos for d in previews) < options.preview:
                     previews.append(demos)
                 elapsed = time.perf_counter() - start
                 rate = f"{len(lengths) / elapsed:.2f} demos/s, {len(lengths) / attempts:.1%} ok"
                 progress.update(task, completed=len(lengths), rate=rate)
-        if args.preview:
-            shown = Demos.concatenate(previews).take(range(args.preview))
+        if options.preview:
+            shown = Demos.concatenate(previews).take(range(options.preview))
             writer.add_file(PREVIEW_FILE, preview_gif(shown))
         summary = {
             "attempts": attempts,
@@ -149,43 +184,9 @@ def write_dataset(args: DemosArgs, recorder: Recorder, console: Console | None =
             "mean_length": float(np.mean(lengths)),
             "mean_steps_to_stack": float(np.mean(to_stack)),
         }
-        split = split_indices(args.num, args.validation_fraction, args.split_seed)
-        split_info = {"seed": args.split_seed, "validation_fraction": args.validation_fraction}
+        split = split_indices(options.num, options.validation_fraction, options.split_seed)
+        split_info = {
+            "seed": options.split_seed,
+            "validation_fraction": options.validation_fraction,
+        }
         return writer.commit(summary=summary, split={**split_info, **split})
-
-
-def main(argv: list[str]) -> int:
-    """Records the dataset described by ``argv``; returns the exit status."""
-    args = tyro.cli(DemosArgs, args=argv, prog="mjx-metamimic demos")
-    console = Console()
-    checks = {
-        "num >= 1": args.num >= 1,
-        "image_size >= 1": args.image_size >= 1,
-        "max_steps > settle_steps >= 1": args.max_steps > args.settle_steps >= 1,
-        "batch_size >= 1 and shard_size >= 1": min(args.batch_size, args.shard_size) >= 1,
-        "0 <= validation_fraction < 1": 0 <= args.validation_fraction < 1,
-        "0 <= preview <= num": 0 <= args.preview <= args.num,
-    }
-    bad = [rule for rule, ok in checks.items() if not ok]
-    if bad:
-        console.print(f"[red]invalid options: need {'; '.join(bad)}[/]")
-        return 2
-    try:
-        check_destination(args.out, args.overwrite)
-    except DemoDatasetError as e:
-        console.print(f"[red]{e}[/]")
-        return 1
-    start = time.perf_counter()
-    manifest = write_dataset(args, build_recorder(args), console)
-    seconds = time.perf_counter() - start
-    summary = manifest["summary"]
-    console.print(
-        f"wrote {args.num} demos to {args.out}: success rate {summary['success_rate']:.1%} "
-        f"({summary['successes']}/{summary['attempts']}), mean length "
-        f"{summary['mean_length']:.1f} steps, stable stack at step "
-        f"{summary['mean_steps_to_stack']:.1f} on average; {args.num / seconds:.2f} demos/s "
-        f"({seconds:.0f} s with compilation)"
-    )
-    if args.preview:
-        console.print(f"preview: {args.out / PREVIEW_FILE}")
-    return 0

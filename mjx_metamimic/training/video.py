@@ -13,53 +13,22 @@ has drifted past the termination threshold); under the demo, its progress. A dem
 than the video holds its last frame.
 """
 
-import importlib.util
 from pathlib import Path
 
-import imageio.v3 as iio
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.batching import batched
-from mjx_metamimic.imitation import imitation_reward
-from mjx_metamimic.loop import MetaMimic, select_obs
 from mjx_metamimic.render import Renderer
+from mjx_metamimic.render.video_file import write_video
+from mjx_metamimic.training.system import MetaMimic
 
 _BAR_BACKGROUND = (40, 40, 40)
 _REWARD_COLOUR = (60, 200, 80)
 _DRIFTED_COLOUR = (220, 60, 50)
 _PROGRESS_COLOUR = (170, 170, 170)
-
-
-def mp4_available() -> bool:
-    """Whether imageio can encode MP4 here (its PyAV plugin needs the ``av`` package)."""
-    return importlib.util.find_spec("av") is not None
-
-
-def video_suffix() -> str:
-    """``.mp4`` where it can be written, else ``.gif`` (needs only Pillow, via imageio)."""
-    return ".mp4" if mp4_available() else ".gif"
-
-
-def check_video_path(path: Path) -> None:
-    """Raises ``ValueError`` unless ``path`` names a video format that can be written here."""
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ValueError(f"unknown video format {path.suffix!r} for {path}: use .gif or .mp4")
-    if suffix == ".mp4" and not mp4_available():
-        raise ValueError(f"cannot write {path}: MP4 needs PyAV (pip install av); use .gif")
-
-
-def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
-    """Writes ``frames`` (T, H, W, 3) uint8 as a GIF or an MP4 (H.264), by suffix."""
-    check_video_path(path)
-    if path.suffix.lower() == ".gif":
-        iio.imwrite(path, frames, duration=1000 / fps, loop=0)
-    else:
-        iio.imwrite(path, frames, plugin="pyav", codec="h264", fps=round(fps))
 
 
 def resize_nearest(images: jax.Array, size: int) -> jax.Array:
@@ -95,16 +64,13 @@ class ImitationVideo:
         return self.renderer.render_rgb(env.mjx_model, state.pipeline_state, rgba)
 
     def _rollout_one(self, params, bank: DemoBank, demo_idx):
-        algo, cfg = self.algo, self.algo.config
-        actor = algo.learners.learners["imitation"]
-        state = algo.env.reset_to(jax.random.PRNGKey(0), demo_lib.init_states(bank, demo_idx))
+        actor = self.algo.imitation
+        state = actor.start(bank, demo_idx, jax.random.PRNGKey(0))
+        act = lambda obs, goal, _: actor.policy.act(params, obs, goal)
 
         def step(state, t):
-            obs = select_obs(state.obs, cfg.obs_keys)
-            state = algo.env.step(state, actor.act(params, obs, algo.goal(bank, demo_idx, t)))
-            target = demo_lib.goal(bank, demo_idx, t + 1)
-            reward, drifted, _ = imitation_reward(cfg.imitation_reward, state.obs, target)
-            return state, (self._render(state), reward, drifted)
+            out = actor.follow(bank, state, demo_idx, t, act)
+            return out.next_state, (self._render(out.next_state), out.reward, out.drifted)
 
         _, (frames, reward, drifted) = jax.lax.scan(step, state, jnp.arange(bank.max_steps - 1))
         frames = jnp.concatenate([self._render(state)[None], frames])

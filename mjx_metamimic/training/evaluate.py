@@ -4,7 +4,8 @@ Policies: "agent" (the learned policies, no exploration noise), "zero" (no motio
 "random" (uniform actions) - the last two are the baselines measured in the same run.
 """
 
-from typing import Literal
+import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,19 +15,22 @@ from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.stack import FEATURES_PARTS
-from mjx_metamimic.imitation import imitation_reward
-from mjx_metamimic.loop import MetaMimic, select_obs
+from mjx_metamimic.training import checkpoints
+from mjx_metamimic.training.actors import select_obs
+from mjx_metamimic.training.run_dir import load_run_config
+from mjx_metamimic.training.setup import build
+from mjx_metamimic.training.system import MetaMimic
+from mjx_metamimic.training.video import ImitationVideo
 
-Policy = Literal["agent", "zero", "random"]
 POLICIES: tuple[str, ...] = ("agent", "zero", "random")
 
 
 def _action(algo: MetaMimic, policy: str, learner: str, params, obs, goal, key):
+    """``policy``'s action: the learner's (``obs`` as the networks see it), none or random."""
     if policy == "zero":
         return jnp.zeros(algo.env.action_size)
     if policy == "random":
         return jax.random.uniform(key, (algo.env.action_size,), minval=-1.0, maxval=1.0)
-    obs = select_obs(obs, algo.config.obs_keys)
     return algo.learners.learners[learner].act(params, obs, goal)
 
 
@@ -37,30 +41,28 @@ def imitation_episode(algo: MetaMimic, policy: str, params, bank: DemoBank, demo
     whether it stayed within the termination threshold, block error at the demo's end,
     whether it ends stacked, and the task reward collected.
     """
-    env, cfg = algo.env, algo.config
+    actor = algo.imitation
     length = bank.lengths[demo_idx]
-    state = env.reset_to(key, demo_lib.init_states(bank, demo_idx))
+    state = actor.start(bank, demo_idx, key)
 
     def step(carry, t):
         state, key = carry
         key, key_act = jax.random.split(key)
-        goal = algo.goal(bank, demo_idx, t)
-        action = _action(algo, policy, "imitation", params, state.obs, goal, key_act)
-        state = env.step(state, action)
-        target = demo_lib.goal(bank, demo_idx, t + 1)
-        reward, drifted, metrics = imitation_reward(cfg.imitation_reward, state.obs, target)
+        act = lambda obs, goal, _: _action(algo, policy, "imitation", params, obs, goal, key_act)
+        out = actor.follow(bank, state, demo_idx, t, act)
+        state, target = out.next_state, out.target
         block = FEATURES_PARTS["block_pos"]
-        out = {
-            "reward": reward,
-            "drifted": drifted,
-            "joint_error": metrics["imitation/joints_error"],
+        result = {
+            "reward": out.reward,
+            "drifted": out.drifted,
+            "joint_error": out.terms["imitation/joints_error"],
             "block_error": jnp.linalg.norm(
                 state.obs["features"][block] - target["features"][block]
             ),
             "task_reward": state.reward,
-            **{k: v for k, v in metrics.items() if not k.endswith("_error")},
+            **{k: v for k, v in out.terms.items() if not k.endswith("_error")},
         }
-        return (state, key), out
+        return (state, key), result
 
     steps = jnp.arange(bank.max_steps - 1)
     _, out = jax.lax.scan(step, (state, key), steps)
@@ -88,7 +90,8 @@ def task_episode(algo: MetaMimic, policy: str, params, key, num_steps: int):
     def step(carry, _):
         state, key = carry
         key, key_act = jax.random.split(key)
-        action = _action(algo, policy, "task", params, state.obs, None, key_act)
+        obs = select_obs(state.obs, algo.config.obs_keys)
+        action = _action(algo, policy, "task", params, obs, None, key_act)
         state = env.step(state, action)
         return (state, key), state.reward
 
@@ -173,3 +176,54 @@ class Evaluator:
                 )
             results.update({f"eval/{policy}/{k}": v for k, v in summary.items()})
         return results
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEvaluation:
+    """An evaluation of a run's checkpoint: its chunk and the metrics (see ``Evaluator``)."""
+
+    checkpoint: int
+    results: dict[str, float]
+
+
+def evaluate_run(
+    run_dir: Path,
+    demos: Path | None = None,
+    split: str = "validation",
+    policies: tuple[str, ...] = POLICIES,
+    task_episodes: int = 16,
+    seed: int = 0,
+    video: Path | None = None,
+    video_demos: int = 1,
+    video_size: int = 128,
+    console=None,
+) -> RunEvaluation:
+    """Evaluates the latest checkpoint of the run in ``run_dir``.
+
+    Args:
+      run_dir: a run directory made by ``training.train``.
+      demos: the dataset to imitate (default: the run's own).
+      split: "train", "validation" or "all" demos of that dataset.
+      policies: which of ``POLICIES`` to evaluate.
+      task_episodes: fresh layouts for the task policy.
+      seed: seed of the evaluation.
+      video: also write the imitation policy beside the split's first ``video_demos``
+        demos here (.gif, or .mp4 with PyAV), at ``video_size`` pixels.
+      console: a ``rich`` console for messages (None: quiet).
+    """
+    config = load_run_config(run_dir)
+    algo = build(config)
+    imitation_video = ImitationVideo(algo, video_size) if video is not None else None
+    bank = demo_lib.DemoBank.from_demos(demo_lib.load(demos or config.demos.path, split))
+    state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
+    step, state = checkpoints.restore_latest(checkpoints.manager(run_dir), state)
+    if console is not None:
+        console.print(f"evaluating {run_dir} (chunk {step}) on {bank.num_demos} {split} demos")
+    evaluator = Evaluator(algo, task_episodes)
+    results = evaluator(state.learners, bank, jax.random.PRNGKey(seed), policies)
+    if imitation_video is not None:
+        if console is not None:
+            console.print(f"rendering {video}: {video_demos} demo(s), {video_size} px")
+        params = state.learners["imitation"].actor_params
+        imitation_video.write(params, bank, video, video_demos)
+    return RunEvaluation(step, results)

@@ -6,9 +6,25 @@ from typing import Literal
 
 from mjx_metamimic.agents import D4PGConfig
 from mjx_metamimic.envs.stack import StackEnvConfig
-from mjx_metamimic.imitation import ImitationRewardConfig
+from mjx_metamimic.imitation_reward import ImitationRewardConfig
 from mjx_metamimic.networks import NetworkConfig
-from mjx_metamimic.replay import ReplayConfig, split_batch_size
+from mjx_metamimic.replay import ReplayConfig
+
+
+def split_batch_size(batch_size: int, fractions: tuple[float, ...]) -> tuple[int, ...]:
+    """Splits ``batch_size`` into integer parts proportional to ``fractions`` (summing exactly).
+
+    Uses largest remainders, so e.g. (256, (0.75, 0.25)) -> (192, 64).
+    """
+    total = float(sum(fractions))
+    if total <= 0 or any(f < 0 for f in fractions):
+        raise ValueError(f"fractions must be non-negative with a positive sum, got {fractions}")
+    exact = [batch_size * f / total for f in fractions]
+    parts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: parts[i] - exact[i])
+    for i in by_remainder[: batch_size - sum(parts)]:
+        parts[i] += 1
+    return tuple(parts)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,51 @@
+"""``mjx-metamimic train``: a MetaMimic run from a named config, into a run directory.
+
+  mjx-metamimic train --config cpu [--<field> value ...]
+  mjx-metamimic train --resume runs/cpu-20261124-101500
+
+The run directory holds config.json, metrics.csv, eval.csv, tensorboard/, checkpoints/ and, at
+the end, eval.json, learning_curves.png and imitation.mp4 (.gif without PyAV): the imitation
+policy beside the validation demos it follows. Demonstrations are recorded first if the
+configured dataset does not exist. Ctrl-C writes a final checkpoint.
+"""
+
+import argparse
+from pathlib import Path
+
+import tyro
+from rich.console import Console
+
+from mjx_metamimic import configs, training
+from mjx_metamimic.training import TrainConfig
+
+
+def parse(argv: list[str]) -> tuple[TrainConfig | None, Path | None]:
+    """(config, None) for a new run from ``--config`` and overrides; (None, run dir) for
+    ``--resume``."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default="cpu")
+    pre.add_argument("--resume", type=Path, default=None)
+    known, rest = pre.parse_known_args(argv)
+    if known.resume is not None:
+        if rest:
+            raise SystemExit("--resume takes no overrides: the run keeps its own config")
+        return None, known.resume
+    default = configs.load(TrainConfig, known.config)
+    description = f"Train MetaMimic (config {known.config!r}; available: {configs.config_names()})"
+    config = tyro.cli(
+        TrainConfig, default=default, args=rest, prog="mjx-metamimic train", description=description
+    )
+    return config, None
+
+
+def main(argv: list[str]) -> int:
+    """Runs ``mjx-metamimic train``."""
+    console = Console()
+    config, resume_dir = parse(argv)
+    if resume_dir is not None:
+        training.load_run_config(resume_dir)  # not a run directory: fails before anything
+        console.print(f"[bold]resuming[/] {resume_dir}")
+        training.resume(resume_dir, console)
+    else:
+        training.train(config, console=console)
+    return 0
