@@ -8,15 +8,26 @@ from pathlib import Path
 import pytest
 
 import mjx_metamimic  # noqa: F401  (must come before any jax import: sets XLA_FLAGS)
-from mjx_metamimic.demos import RecordOptions, record_dataset
+from mjx_metamimic.demos import RecordOptions, build_recorder, record_dataset
+from mjx_metamimic.demos.generate import Recorder
 
 RECORDED_DEMOS = 40  # 36 train, 4 validation
+# One recorder serves every test that records (its compilation is the expensive part):
+# 16x16 frames, 200 steps, 16 episodes per compiled call.
+RECORDER_OPTIONS = dict(image_size=16, batch_size=16, max_steps=200)
 
 
 @pytest.fixture(scope="session")
-def recorded_demos(tmp_path_factory) -> Path:
-    """A small dataset recorded by the scripted demonstrator (40 demos, seed 0, 8x8 frames),
-    recorded once per test run: pytest-xdist workers share it through a file lock."""
+def demo_recorder() -> Recorder:
+    """The scripted demonstrator's recorder with ``RECORDER_OPTIONS`` (one per worker)."""
+    return build_recorder(RecordOptions(out=Path("unused"), **RECORDER_OPTIONS))
+
+
+@pytest.fixture(scope="session")
+def recorded_demos(tmp_path_factory, demo_recorder) -> Path:
+    """A small dataset recorded by the scripted demonstrator (40 demos, seed 0, 16x16
+    frames), recorded once per test run: pytest-xdist workers share it through a file
+    lock."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the directory all workers' temp dirs share
@@ -24,8 +35,6 @@ def recorded_demos(tmp_path_factory) -> Path:
     with open(root / "recorded-demos.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (path / "manifest.json").exists():
-            options = RecordOptions(
-                out=path, num=RECORDED_DEMOS, seed=0, image_size=8, batch_size=RECORDED_DEMOS
-            )
-            record_dataset(options)
+            options = RecordOptions(out=path, num=RECORDED_DEMOS, seed=0, **RECORDER_OPTIONS)
+            record_dataset(options, recorder=demo_recorder)
     return path

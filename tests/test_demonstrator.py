@@ -6,22 +6,21 @@ import numpy as np
 import pytest
 
 import mjx_metamimic  # noqa: F401  (default XLA flags before jax use)
-from mjx_metamimic import envs
-from mjx_metamimic.demos.demonstrator import Demonstrator, DemonstratorConfig
-from mjx_metamimic.demos.generate import Recorder, episode_ends, layout_seeds
-from mjx_metamimic.envs.batching import default_chunk_size
+from mjx_metamimic.demos.demonstrator import DemonstratorConfig
+from mjx_metamimic.demos.generate import episode_ends, layout_seeds
 
 NUM_DEMOS, MAX_STEPS, SETTLE = 16, 200, 10
 
 
 @pytest.fixture(scope="module")
-def env():
-    return envs.make("stack")  # no pixels: the demonstrator needs none
+def recorder(demo_recorder):
+    assert (demo_recorder.max_steps, demo_recorder.batch_size) == (MAX_STEPS, NUM_DEMOS)
+    return demo_recorder  # conftest's (it renders 16x16 frames, which these tests ignore)
 
 
 @pytest.fixture(scope="module")
-def recorder(env):
-    return Recorder(env, Demonstrator(env), MAX_STEPS, NUM_DEMOS, default_chunk_size())
+def env(recorder):
+    return recorder.env
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,8 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def recorder():
-    return D.build_recorder(options_for(Path("unused")))
+def recorder(demo_recorder):
+    return demo_recorder  # conftest's: built from the same env, max_steps and batch size
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,19 @@ def env():
 
 @pytest.fixture(scope="module")
 def fns(env):
-    """Jitted single-env and batched functions, compiled once for the module."""
+    """Jitted single-env and batched functions, compiled once for the module (``step``
+    counts its traces in ``step_traces``)."""
+    step_traces = []
+
+    def counted_step(state, action):
+        step_traces.append(1)
+        return env.step(state, action)
+
     return {
         "reset": jax.jit(env.reset),
         "reset_to": jax.jit(env.reset_to),
-        "step": jax.jit(env.step),
+        "step": jax.jit(counted_step),
+        "step_traces": step_traces,
         "reset_batch": jax.jit(jax.vmap(env.reset)),
         "step_batch": jax.jit(jax.vmap(env.step)),
     }
@@ -162,12 +170,13 @@ def test_reset_to_round_trip_gives_identical_next_steps(env, fns):
     state = fns["reset"](jax.random.PRNGKey(11))
     actions = jax.random.uniform(jax.random.PRNGKey(12), (6, 7), minval=-1)
     mid = rollout(fns["step"], state, actions[:3])[-1]
-    # Restore in a second, independently built env.
+    # Restore in a second, independently built env (then step both with the same
+    # compiled step: it is a pure function of the state).
     other = envs.make("stack")
     restored = jax.jit(other.reset_to)(jax.random.PRNGKey(99), env.sim_state(mid))
     chex.assert_trees_all_equal(restored.obs, mid.obs)
     a = rollout(fns["step"], mid, actions[3:])
-    b = rollout(jax.jit(other.step), restored, actions[3:])
+    b = rollout(fns["step"], restored, actions[3:])
     for x, y in zip(a, b, strict=True):
         chex.assert_trees_all_equal(x.obs, y.obs)
         chex.assert_trees_all_equal(x.pipeline_state.qpos, y.pipeline_state.qpos)
@@ -210,18 +219,13 @@ def test_batched_chunks_match_plain_vmap(env, fns):
     chex.assert_trees_all_close(chunked.obs, plain.obs, atol=1e-5)
 
 
-def test_stepping_does_not_retrace(env):
-    traces = []
-
-    @jax.jit
-    def step(state, action):
-        traces.append(1)
-        return env.step(state, action)
-
-    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+def test_stepping_does_not_retrace(env, fns):
+    # Every test of this module steps single envs with fns["step"]: fresh, stepped,
+    # restored and hand-made states all hit its one compilation.
+    state = fns["reset"](jax.random.PRNGKey(0))
     for i in range(5):
-        state = step(state, jnp.full((7,), 0.1 * i))
-    assert len(traces) == 1
+        state = fns["step"](state, jnp.full((7,), 0.1 * i))
+    assert len(fns["step_traces"]) == 1
 
 
 def test_wrong_action_shape_is_a_clear_error(env, fns):

@@ -24,7 +24,7 @@ def learning_config(path, out_dir) -> TrainConfig:
     steps_per_chunk = base.actors.steps_per_chunk
     return dataclasses.replace(
         base,
-        demos=DemoSpec(path=path, num=NUM_DEMOS, image_size=8),
+        demos=DemoSpec(path=path, num=NUM_DEMOS, image_size=16),
         actors=dataclasses.replace(base.actors, num_envs=NUM_ENVS),
         learner=dataclasses.replace(base.learner, train_task=False),
         replay=dataclasses.replace(base.replay, capacity=50_000, min_size=1_000),
@@ -74,7 +74,8 @@ def test_trainer_reports_and_leaves_a_complete_run_directory(trained):
     for name in ("config.json", "metrics.csv", "eval.csv", "eval.json", "learning_curves.png"):
         assert (run_dir / name).is_file(), name
     assert list(run_dir.glob("imitation.*")), "no imitation video"
-    assert json.loads((run_dir / "eval.json").read_text()) == pytest.approx(result.final_eval)
+    written = json.loads((run_dir / "eval.json").read_text())
+    assert written == pytest.approx(result.final_eval, nan_ok=True)
     steps = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [125, 250]
     assert training.load_run_config(run_dir) == config  # config.json reads back exactly
@@ -98,4 +99,4 @@ def test_commands_refuse_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert cli.main(["eval", "--run", str(tmp_path)]) == 2
     assert cli.main(["train", "--resume", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("is it a run directory?") == 2 and "Traceback" not in err
+    assert err.count("a run directory?") == 2 and "Traceback" not in err

@@ -151,7 +151,7 @@ def test_chunk_does_not_retrace(setup):
 
 
 def test_resume_from_checkpoint_reproduces_next_metrics(setup, tmp_path: Path):
-    config, algo, bank, init, chunk, _ = setup
+    config, algo, bank, init, chunk, traces = setup
     state = init(jax.random.PRNGKey(4), bank)
     state, _ = run_chunks(chunk, state, bank, 3)
     mgr = checkpoints.manager(tmp_path)
@@ -164,6 +164,7 @@ def test_resume_from_checkpoint_reproduces_next_metrics(setup, tmp_path: Path):
     _, resumed = run_chunks(chunk, restored, bank, 2)
     for a, b in zip(expected, resumed, strict=True):
         chex.assert_trees_all_equal(a, b)
+    assert len(traces) == 1  # a restored state hits the chunk's one compilation
 
 
 def test_restoring_a_checkpoint_that_does_not_fit_names_the_problem(tmp_path: Path):

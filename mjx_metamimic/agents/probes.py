@@ -141,7 +141,7 @@ def train_on_probe(
     env_state = jax.vmap(reset)(jax.random.split(reset_key, num_envs))
     _, example_step = step(kind, reset(example_key), jnp.zeros((1,), jnp.float32))
     replay_state = replay.init(example_step)
-    learner_state = learner.init(init_key, example_step["obs"])
+    learner_state = learner.init(init_key, example_step.obs)
 
     def collect(carry, action_key):
         env_state, replay_state = carry

@@ -62,6 +62,16 @@ def _lookup(tree: dict, names: tuple[str, ...]):
     return tree
 
 
+def _with_weak_type(value, like):
+    """``value``, weakly typed where ``like`` is (orbax restores every array strongly typed,
+    and a changed weak type would make the training chunk compile again)."""
+    if not getattr(like, "weak_type", False):
+        return value
+    if value.shape:
+        raise ValueError(f"cannot restore a weakly typed array of shape {value.shape}")
+    return jnp.asarray(value.item())  # a Python scalar becomes a weakly typed array
+
+
 def save(mgr: ocp.CheckpointManager, step: int, state) -> None:
     """Writes ``state`` as checkpoint ``step`` (atomic: orbax renames a finished temp dir).
 
@@ -95,6 +105,7 @@ def restore_latest(mgr: ocp.CheckpointManager, like) -> tuple[int, object]:
             f"(was it saved by another config or version of the networks?): {error}"
         ) from error
     leaves = [_lookup(restored, names) if leaf.size else leaf for names, leaf in named]
+    leaves = [_with_weak_type(x, leaf) for x, (_, leaf) in zip(leaves, named, strict=True)]
     state = jax.tree.unflatten(jax.tree.structure(like), leaves)
     # A jitted copy gives arrays like any jitted function's outputs, so the training
     # chunk's compilation cache is hit rather than extended.

@@ -25,17 +25,22 @@ from mjx_metamimic.training.video import ImitationVideo
 POLICIES: tuple[str, ...] = ("agent", "zero", "random")
 
 
-def _action(algo: MetaMimic, policy: str, learner: str, params, obs, goal, key):
-    """``policy``'s action: the learner's (``obs`` as the networks see it), none or random."""
-    if policy == "zero":
-        return jnp.zeros(algo.env.action_size)
-    if policy == "random":
-        return jax.random.uniform(key, (algo.env.action_size,), minval=-1.0, maxval=1.0)
-    return algo.learners.learners[learner].act(params, obs, goal)
+def _action(algo: MetaMimic, policy: jax.Array, learner: str, params, obs, goal, key):
+    """The action of ``POLICIES[policy]`` (a traced index, so that one compilation serves
+    every policy): the learner's (``obs`` as the networks see it), none or random.
+    ``params`` None (no such learner) leaves the agent's branch acting as zero."""
+    size = algo.env.action_size
+    zero = lambda: jnp.zeros(size)
+    random = lambda: jax.random.uniform(key, (size,), minval=-1.0, maxval=1.0)
+    agent = zero
+    if params is not None:
+        agent = lambda: algo.learners.learners[learner].act(params, obs, goal)
+    return jax.lax.switch(policy, [agent, zero, random])
 
 
-def imitation_episode(algo: MetaMimic, policy: str, params, bank: DemoBank, demo_idx, key):
-    """Follows demo ``demo_idx`` from its first state for its whole length (no early end).
+def imitation_episode(algo: MetaMimic, policy, params, bank: DemoBank, demo_idx, key):
+    """Follows demo ``demo_idx`` from its first state for its whole length (no early end)
+    with policy ``POLICIES[policy]``.
 
     Returns per-episode scalars: mean imitation reward and terms, mean joint error,
     whether it stayed within the termination threshold, block error at the demo's end,
@@ -81,7 +86,7 @@ def imitation_episode(algo: MetaMimic, policy: str, params, bank: DemoBank, demo
     return result
 
 
-def task_episode(algo: MetaMimic, policy: str, params, key, num_steps: int):
+def task_episode(algo: MetaMimic, policy, params, key, num_steps: int):
     """The task policy from a fresh random layout: success and first step of a stack."""
     env = algo.env
     key_reset, key = jax.random.split(key)
@@ -117,8 +122,9 @@ class Evaluator:
     """Compiled evaluation of a run: one-shot imitation of every demo in a bank and task
     episodes from fresh layouts, for each policy.
 
-    Parameters and demos are arguments of the jitted functions (not constants baked into
-    them), so repeated evaluations during training reuse one compilation per policy.
+    The policy, parameters and demos are arguments of the jitted functions (not constants
+    baked into them), so every policy and every evaluation during training share one
+    compilation.
 
     Args:
       algo: the run's algorithm.
@@ -128,8 +134,8 @@ class Evaluator:
     def __init__(self, algo: MetaMimic, num_task_episodes: int = 16):
         self.algo = algo
         self.num_task_episodes = num_task_episodes
-        self._imitate = jax.jit(self._imitate_all, static_argnums=0)
-        self._task = jax.jit(self._task_all, static_argnums=(0, 3))
+        self._imitate = jax.jit(self._imitate_all)
+        self._task = jax.jit(self._task_all, static_argnums=3)
 
     def _imitate_all(self, policy, params, bank, keys):
         ids = jnp.arange(bank.num_demos, dtype=jnp.int32)
@@ -157,18 +163,19 @@ class Evaluator:
         imitation_params = learners["imitation"].actor_params if "imitation" in learners else None
         task_params = learners["task"].actor_params if "task" in learners else None
         for policy in policies:
+            index = jnp.int32(POLICIES.index(policy))
             key, key_im, key_task = jax.random.split(key, 3)
             summary = {}
             if policy != "agent" or imitation_params is not None:
                 keys = jax.random.split(key_im, bank.num_demos)
-                im = jax.device_get(self._imitate(policy, imitation_params, bank, keys))
+                im = jax.device_get(self._imitate(index, imitation_params, bank, keys))
                 summary = {k: float(np.mean(v)) for k, v in im.items()}
                 summary["task_return_normalised"] = summary.pop("task_return") / max(
                     reference["task_return"], 1e-6
                 )
             if policy != "agent" or task_params is not None:
                 keys = jax.random.split(key_task, self.num_task_episodes)
-                task = jax.device_get(self._task(policy, task_params, keys, bank.max_steps))
+                task = jax.device_get(self._task(index, task_params, keys, bank.max_steps))
                 summary["task_success"] = float(np.mean(task["success"]))
                 solved = task["success"] > 0
                 summary["task_steps_to_stack"] = (
