@@ -224,7 +224,7 @@ def test_stepping_does_not_retrace(env, fns):
     # restored and hand-made states all hit its one compilation.
     state = fns["reset"](jax.random.PRNGKey(0))
     for i in range(5):
-        state = fns["step"](state, jnp.full((7,), 0.1 * i))
+        state = fns["step"](state, jnp.full((7,), 0.1 * i, jnp.float32))
     assert len(fns["step_traces"]) == 1
 
 

@@ -132,6 +132,10 @@ class RunConfig:
     """Validation demos in the final video of the imitation policy beside them (0: no video)."""
     video_size: int = 128
     """Height and width (pixels, even) of the agent's and the demo's halves of that video."""
+    compilation_cache: bool = True
+    """Keep compiled programs in ``<out_dir>/.jax_cache`` (JAX's persistent compilation
+    cache), so that the next run of the same config skips most of its compilation; a cache
+    set with ``JAX_COMPILATION_CACHE_DIR`` is used instead."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -184,6 +184,20 @@ class Trainer:
         return results
 
 
+def use_compilation_cache(config: TrainConfig) -> Path | None:
+    """Turns on JAX's persistent compilation cache for this process (``run.compilation_cache``):
+    the user's ``JAX_COMPILATION_CACHE_DIR`` if set, else ``<run.out_dir>/.jax_cache``.
+    Returns the cache directory, or None when off. Takes effect only before the process's
+    first compilation."""
+    if not config.run.compilation_cache:
+        return None
+    path = jax.config.jax_compilation_cache_dir
+    if not path:
+        path = str(config.run.out_dir / ".jax_cache")
+        jax.config.update("jax_compilation_cache_dir", path)
+    return Path(path)
+
+
 def train(
     config: TrainConfig,
     run_dir: Path | None = None,
@@ -199,6 +213,7 @@ def train(
       console: where progress lines go (None: quiet).
       progress_fn: see the module docstring.
     """
+    use_compilation_cache(config)
     run_dir = create_run_dir(run_dir or default_run_dir(config))
     save_config(config, run_dir)
     if console is not None:
@@ -213,6 +228,7 @@ def resume(
 ) -> TrainResult:
     """Continues the run in ``run_dir`` from its latest checkpoint, with its own config."""
     config = load_run_config(run_dir)
+    use_compilation_cache(config)
     ensure_demos(config, console)
     final = Trainer(config, run_dir, console, progress_fn).run(resume=True)
     return TrainResult(Path(run_dir), final)
