@@ -97,7 +97,10 @@ def imitation_reward(
       and metrics: each term's reward and distance, namespaced ``imitation/``.
     """
     weights = config.weights()
-    names = set(weights) | {"joints"}  # the joint error also decides early termination
+    # In TERMS order (not a set's): the traced program, and so its compilation-cache key,
+    # must not depend on the process's string hashing. The joint error also decides early
+    # termination, so it is always computed.
+    names = [name for name in TERMS if name in weights or name == "joints"]
     dist = _distances(obs, target, names)
     reward = jnp.zeros(())
     metrics = {}
