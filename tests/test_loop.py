@@ -230,6 +230,8 @@ def test_impossible_configs_are_rejected():
         dataclasses.replace(
             tiny_config(), actors=ActorConfig(num_envs=4, gripper_guided_fraction=0.1)
         )
+    with pytest.raises(ValueError, match="replay.min_size=2000 exceeds replay.capacity=100"):
+        dataclasses.replace(tiny_config(), replay=ReplayConfig(capacity=100, min_size=2000))
     with pytest.raises(ValueError, match="inputs='pixels'"):
         dataclasses.replace(
             tiny_config(),

@@ -179,6 +179,11 @@ class TrainConfig:
             problems.append("actors.num_envs and actors.steps_per_chunk must be >= 1")
         if self.learner.batch_size < 1 or self.learner.updates_per_chunk < 0:
             problems.append("learner.batch_size must be >= 1, updates_per_chunk >= 0")
+        if self.replay.min_size > self.replay.capacity:
+            problems.append(
+                f"replay.min_size={self.replay.min_size} exceeds replay.capacity="
+                f"{self.replay.capacity}: the learners would never sample"
+            )
         problems += self._baseline_problems()
         if problems:
             raise ValueError("impossible config: " + "; ".join(problems))
