@@ -43,7 +43,6 @@ def main(argv: list[str]) -> int:
     console = Console()
     config, resume_dir = parse(argv)
     if resume_dir is not None:
-        training.load_run_config(resume_dir)  # not a run directory: fails before anything
         console.print(f"[bold]resuming[/] {resume_dir}")
         training.resume(resume_dir, console)
     else:
