@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 import pytest
 
@@ -14,9 +15,10 @@ from mjx_metamimic.envs.wrappers import AutoReset
 BATCH = 4
 
 
-@pytest.fixture(scope="module")
-def env():
-    return envs.make("stack")
+@pytest.fixture(scope="module", params=["jax", "c"])
+def env(request):
+    """The env on each physics engine: every test of this module runs on both."""
+    return envs.make("stack", impl=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +174,7 @@ def test_reset_to_round_trip_gives_identical_next_steps(env, fns):
     mid = rollout(fns["step"], state, actions[:3])[-1]
     # Restore in a second, independently built env (then step both with the same
     # compiled step: it is a pure function of the state).
-    other = envs.make("stack")
+    other = envs.make("stack", impl=env.config.impl)
     restored = jax.jit(other.reset_to)(jax.random.PRNGKey(99), env.sim_state(mid))
     chex.assert_trees_all_equal(restored.obs, mid.obs)
     a = rollout(fns["step"], mid, actions[3:])
@@ -196,6 +198,8 @@ def test_nan_physics_ends_episode_without_nan_outputs(env, fns):
 
 
 def test_auto_reset_draws_new_layouts(env):
+    if env.config.impl != "c":
+        pytest.skip("the wrapper is engine-agnostic: checked on the faster-compiling c engine")
     wrapped = AutoReset(env, episode_length=3)
     state = jax.jit(wrapped.reset)(jax.random.PRNGKey(4))
     step = jax.jit(wrapped.step)
@@ -211,6 +215,8 @@ def test_auto_reset_draws_new_layouts(env):
 
 
 def test_batched_chunks_match_plain_vmap(env, fns):
+    if env.config.impl != "jax":
+        pytest.skip("chunked stepping is the jax engine's CPU layout")
     keys = jax.random.split(jax.random.PRNGKey(8), 8)
     states = fns["reset_batch"](keys)
     actions = jax.random.uniform(jax.random.PRNGKey(9), (8, 7), minval=-1)
@@ -245,3 +251,32 @@ def test_bad_overrides_are_clear_errors():
         envs.make("stack", gripper_open=0.2)
     with pytest.raises(ValueError, match="unknown env"):
         envs.make("pick")
+    with pytest.raises(ValueError, match="impl='warp'"):
+        envs.make("stack", impl="warp")
+
+
+def test_c_engine_steps_as_mujoco_c(env, fns):
+    """The C engine's control step is MuJoCo C's mj_step x n_substeps from the same
+    float32 state (then rounded to float32), for every env of a batch: equal up to one
+    float32 rounding (the batch executor and a lone MjData differ in the last bit)."""
+    if env.config.impl != "c":
+        pytest.skip("checks the C engine")
+    keys = jax.random.split(jax.random.PRNGKey(5), BATCH)
+    states = fns["reset_batch"](keys)
+    actions = jax.random.uniform(jax.random.PRNGKey(6), (3, BATCH, 7), minval=-1)
+    model, data = env.mj_model, mujoco.MjData(env.mj_model)
+    for action in actions:
+        nxt = fns["step_batch"](states, action)
+        for i in range(BATCH):
+            before = jax.tree.map(lambda x, i=i: np.asarray(x[i]), states.pipeline_state)
+            got = jax.tree.map(lambda x, i=i: np.asarray(x[i]), nxt.pipeline_state)
+            for name in ("qpos", "qvel", "act", "qacc_warmstart", "time"):
+                setattr(data, name, getattr(before, name))
+            data.ctrl = got.ctrl  # the action's controls, as the step wrote them
+            mujoco.mj_step(model, data, nstep=env.n_substeps)
+            for name in ("qpos", "qvel", "act", "qacc_warmstart"):
+                expected = getattr(data, name).astype(np.float32)
+                np.testing.assert_allclose(
+                    getattr(got, name), expected, rtol=1e-6, atol=1e-9, err_msg=name
+                )
+        states = nxt

@@ -195,6 +195,7 @@ def test_paper_config_builds_and_traces_at_tiny_scale():
     paper = configs.load(TrainConfig, "paper")
     config = dataclasses.replace(
         paper,
+        env=dataclasses.replace(paper.env, impl="jax"),  # the engine "auto" picks on GPUs
         image_size=16,
         demos=dataclasses.replace(paper.demos, image_size=16),
         actors=dataclasses.replace(paper.actors, num_envs=2, steps_per_chunk=2),

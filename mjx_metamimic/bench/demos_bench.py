@@ -16,7 +16,6 @@ from mjx_metamimic.bench.common import time_calls, write_json
 from mjx_metamimic.bench.env_bench import mjx_steps_per_second
 from mjx_metamimic.demos.demonstrator import Demonstrator
 from mjx_metamimic.demos.generate import Recorder, episode_ends, layout_seeds
-from mjx_metamimic.envs.batching import default_chunk_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +58,7 @@ def main(argv: list[str]) -> int:
     env = envs.make("stack")  # physics only: no pixels
     size = args.image_size
     recording_envs = {"none": env, f"{size}x{size}": envs.make("stack", image_size=size)}
-    chunk = default_chunk_size()
+    chunk = env.step_chunk_size
     console.print(f"[bold]demos bench[/] backend={jax.default_backend()} chunk={chunk}")
     rows = []
     for batch in args.batch_sizes:

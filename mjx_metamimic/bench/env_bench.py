@@ -1,6 +1,6 @@
 """``mjx-metamimic bench env``: control steps/s of the jitted, vmapped stacking env
-(physics only) against MuJoCo's C library (``mujoco.rollout``, all cores) on the same
-scene, measured in the same run."""
+(physics only), per physics engine (``env.impl``), against MuJoCo's C library
+(``mujoco.rollout``, all cores, no JAX) on the same scene, measured in the same run."""
 
 import dataclasses
 import os
@@ -15,7 +15,6 @@ from rich.table import Table
 
 from mjx_metamimic import envs
 from mjx_metamimic.bench.common import time_calls, write_json
-from mjx_metamimic.envs.batching import default_chunk_size
 from mjx_metamimic.envs.rollout import make_rollout_fn
 
 
@@ -23,7 +22,9 @@ from mjx_metamimic.envs.rollout import make_rollout_fn
 class EnvBenchArgs:
     """Benchmark the stacking env against MuJoCo C."""
 
-    batch_sizes: tuple[int, ...] = (1, 16, 64, 256)
+    impls: tuple[str, ...] = ("jax", "c")
+    """Physics engines of the env to measure (``env.impl``)."""
+    batch_sizes: tuple[int, ...] = (16, 64, 256, 1024)
     """Numbers of envs stepped together."""
     steps_per_call: int = 10
     """Control steps per jitted call."""
@@ -86,22 +87,27 @@ def main(argv: list[str]) -> int:
     """Runs the env benchmark, prints a table and writes JSON."""
     args = tyro.cli(EnvBenchArgs, args=argv, prog="mjx-metamimic bench env")
     console = Console()
-    env = envs.make("stack")
-    console.print(
-        f"[bold]env bench[/] backend={jax.default_backend()} chunk={default_chunk_size()}"
-    )
-    baseline = mujoco_c_steps_per_second(env, args)
+    console.print(f"[bold]env bench[/] backend={jax.default_backend()}")
+    baseline = mujoco_c_steps_per_second(envs.make("stack"), args)
     console.print(f"MuJoCo C rollout ({os.cpu_count()} threads): {baseline:,.0f} control steps/s")
     rows = []
-    for batch in args.batch_sizes:
-        sps = mjx_steps_per_second(env, batch, args.steps_per_call, args.seconds)
-        rows.append({"batch": batch, "steps_per_s": sps, "ratio_vs_mujoco_c": sps / baseline})
-        console.print(f"  batch {batch:>4}: {sps:,.0f} control steps/s ({sps / baseline:.3f}x C)")
+    for impl in args.impls:
+        env = envs.make("stack", impl=impl)
+        for batch in args.batch_sizes:
+            sps = mjx_steps_per_second(env, batch, args.steps_per_call, args.seconds)
+            ratio = sps / baseline
+            rows.append(
+                {"impl": impl, "batch": batch, "steps_per_s": sps, "ratio_vs_mujoco_c": ratio}
+            )
+            console.print(
+                f"  impl {impl:>3} batch {batch:>4}: {sps:,.0f} control steps/s ({ratio:.3f}x C)"
+            )
     table = Table(title="stacking env: control steps/s (10 physics substeps each)")
-    for col in ("batch", "MJX steps/s", "MuJoCo C steps/s", "ratio"):
+    for col in ("impl", "batch", "env steps/s", "MuJoCo C steps/s", "ratio"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
+            r["impl"],
             str(r["batch"]),
             f"{r['steps_per_s']:,.0f}",
             f"{baseline:,.0f}",
@@ -115,11 +121,12 @@ def main(argv: list[str]) -> int:
             "benchmark": "env",
             "args": dataclasses.asdict(args),
             "mujoco_c_steps_per_s": baseline,
-            "mjx": rows,
+            "env": rows,
             "best": best,
         },
     )
     console.print(
-        f"best: batch {best['batch']} at {best['ratio_vs_mujoco_c']:.3f}x MuJoCo C; wrote {path}"
+        f"best: impl {best['impl']} batch {best['batch']} at {best['ratio_vs_mujoco_c']:.3f}x "
+        f"MuJoCo C; wrote {path}"
     )
     return 0

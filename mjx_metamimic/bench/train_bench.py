@@ -46,6 +46,9 @@ class TrainBenchArgs:
 
     configs: tuple[str, ...] = ("features", "cpu")
     """Run configs to measure (names in train/ or .toml paths)."""
+    impls: tuple[str, ...] = ("auto",)
+    """Physics engines (``env.impl``) to run each config on; several give a same-run
+    comparison of the whole loop (e.g. ``--impls jax c``)."""
     seconds: float = 2.0
     """Minimum timed seconds per measurement and round (at least two chunks each)."""
     rounds: int = 3
@@ -60,9 +63,10 @@ class TrainBenchArgs:
     """Where to write the JSON results."""
 
 
-def bench_config(name: str, args: TrainBenchArgs) -> TrainConfig:
-    """The named run config with the benchmark's overrides applied."""
+def bench_config(name: str, args: TrainBenchArgs, impl: str = "auto") -> TrainConfig:
+    """The named run config on physics engine ``impl``, with the benchmark's overrides."""
     config = configs.load(TrainConfig, name)
+    config = dataclasses.replace(config, env=dataclasses.replace(config.env, impl=impl))
     if args.replay_capacity is not None:
         replay = dataclasses.replace(config.replay, capacity=args.replay_capacity)
         config = dataclasses.replace(config, replay=replay)
@@ -321,6 +325,7 @@ def summarise(config: TrainConfig, rounds: dict, compile_s: dict, prefill_chunks
     total = sum(component_s.values())
     return {
         "config": config.name,
+        "impl": config.env.physics_impl,
         "num_envs": config.actors.num_envs,
         "steps_per_chunk": config.actors.steps_per_chunk,
         "updates_per_chunk": config.learner.updates_per_chunk,
@@ -362,7 +367,7 @@ def variants_table(results: list[dict]) -> Table:
         for name, v in r["variants"].items():
             speedups = (r["speedup_of_one_jit"], r["median_round_speedup_of_one_jit"])
             table.add_row(
-                r["config"], sizes, name, f"{v['seconds_per_chunk']:.3f}",
+                label(r), sizes, name, f"{v['seconds_per_chunk']:.3f}",
                 f"{v['env_steps_per_s']:,.0f}", f"{v['updates_per_s']:,.1f}",
                 *(f"{x[name]:.2f}x" if name in x else "-" for x in speedups),
             )
@@ -380,8 +385,37 @@ def shares_table(results: list[dict]) -> Table:
         cells = [
             f"{c['seconds_per_chunk']:.3f} s ({c['share']:.0%})" for c in r["components"].values()
         ]
-        table.add_row(r["config"], *cells, f"{r['components_sum_over_one_jit']:.2f}")
+        table.add_row(label(r), *cells, f"{r['components_sum_over_one_jit']:.2f}")
     return table
+
+
+def label(result: dict) -> str:
+    """``config (physics engine)``."""
+    return f"{result['config']} ({result['impl']})"
+
+
+def engine_ratios(results: list[dict]) -> list[dict]:
+    """Per config, each engine's one-jit env steps/s and updates/s over the first engine's."""
+    by_config: dict[str, list[dict]] = {}
+    for result in results:
+        by_config.setdefault(result["config"], []).append(result)
+    ratios = []
+    for name, (base, *others) in by_config.items():
+        a = base["variants"]["one-jit"]
+        for other in others:
+            b = other["variants"]["one-jit"]
+            ratios.append({
+                "config": name,
+                "baseline_impl": base["impl"],
+                "impl": other["impl"],
+                "env_steps_per_s_ratio": b["env_steps_per_s"] / a["env_steps_per_s"],
+                "updates_per_s_ratio": b["updates_per_s"] / a["updates_per_s"],
+                "compile_s": (
+                    base["compile_and_first_call_s"]["one-jit"],
+                    other["compile_and_first_call_s"]["one-jit"],
+                ),
+            })
+    return ratios
 
 
 def main(argv: list[str]) -> int:
@@ -393,18 +427,31 @@ def main(argv: list[str]) -> int:
     load_at_start = os.getloadavg()
     results = []
     for name in args.configs:
-        config = bench_config(name, args)
-        console.print(f"[bold]train bench[/] {config.name}: backend={jax.default_backend()}")
-        ensure_demos(config, console)
-        bank = load_banks(config)["train"]
-        results.append(benchmark_config(config, bank, args, console))
+        for impl in args.impls:
+            config = bench_config(name, args, impl)
+            console.print(
+                f"[bold]train bench[/] {config.name} on the {config.env.physics_impl} engine: "
+                f"backend={jax.default_backend()}"
+            )
+            ensure_demos(config, console)
+            bank = load_banks(config)["train"]
+            results.append(benchmark_config(config, bank, args, console))
     console.print(variants_table(results))
     console.print(shares_table(results))
+    ratios = engine_ratios(results)
+    for r in ratios:
+        console.print(
+            f"{r['config']}: the {r['impl']} engine runs the one-jit loop at "
+            f"{r['env_steps_per_s_ratio']:.2f}x the env steps/s and "
+            f"{r['updates_per_s_ratio']:.2f}x the updates/s of the {r['baseline_impl']} engine; "
+            f"chunk compiled + first call in {r['compile_s'][1]:.0f} s vs {r['compile_s'][0]:.0f} s"
+        )
     path = write_json(args.out, {
         "benchmark": "train",
         "args": dataclasses.asdict(args),
         "load_average_1_5_15min": {"start": load_at_start, "end": os.getloadavg()},
         "configs": results,
+        "engine_ratios": ratios,
     })
     console.print(f"wrote {path}")
     return 0

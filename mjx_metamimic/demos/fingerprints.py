@@ -1,6 +1,8 @@
 """What a dataset depends on, as fingerprints, and its fixed train/validation split.
 
-``scene_fingerprint`` covers the scene XML and the env config (observation fields aside);
+``scene_fingerprint`` covers the scene XML and the env config (observation fields and the
+physics engine aside: the engines step the same model, and demos made on one imitate on
+the other; the manifest's ``generation`` names the engine that recorded them);
 ``dataset_fingerprint`` adds the image size and camera. The manifest stores both, and the
 split as sorted index lists drawn with a fixed seed.
 """
@@ -16,12 +18,15 @@ from mjx_metamimic.envs.stack import StackEnvConfig
 
 # Env config fields that only change what is observed, checked via image_size and camera.
 OBSERVATION_FIELDS = ("image_size", "camera")
+# The physics engine (MJX's JAX engine or MuJoCo C): the same model, stepped by either.
+ENGINE_FIELDS = ("impl",)
 
 
 def physics_config(env_config: StackEnvConfig) -> dict:
-    """The env config without its observation-only fields (image size and camera)."""
+    """The env config without its observation-only fields (image size and camera) and its
+    physics engine."""
     config = dataclasses.asdict(env_config)
-    for name in OBSERVATION_FIELDS:
+    for name in OBSERVATION_FIELDS + ENGINE_FIELDS:
         config.pop(name, None)
     return config
 

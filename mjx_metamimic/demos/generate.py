@@ -7,8 +7,9 @@ observation (an env made with ``image_size > 0``), exactly what an agent sees; a
 without pixels records empty (0, 0, 3) frames. The same function replays stored actions (a
 per-episode switch selects the given action instead of the demonstrator's), so a replay
 runs the very same compiled physics and reproduces a recording bit for bit (given the
-same batch size, chunk size, backend and JAX version; a differently compiled rollout of
-the same actions drifts apart by float rounding within tens of steps).
+same physics engine; on MJX's JAX engine also the same batch size, chunk size, backend and
+JAX version: a differently compiled rollout of the same actions drifts apart by float
+rounding within tens of steps).
 
 Episode end: a recording succeeds when the task reward, once 1 at step ``t_stack``, stays
 1 to the end of the recording (the retreating hand does not disturb the stack) and
@@ -56,7 +57,7 @@ class Recorder:
       batch_size: episodes per compiled call; replays are padded to it, so that a replay
         runs exactly the executable that recorded the demos.
       chunk_size: most episodes vmapped together (see ``envs.batching``; use
-        ``default_chunk_size()`` on CPU); None vmaps the whole batch at once.
+        ``env.step_chunk_size``); None vmaps the whole batch at once.
     """
 
     def __init__(

@@ -26,7 +26,6 @@ from mjx_metamimic.demos.fingerprints import (
 from mjx_metamimic.demos.format import Demos
 from mjx_metamimic.demos.generate import Recorder, generate
 from mjx_metamimic.demos.writer import DatasetWriter
-from mjx_metamimic.envs.batching import default_chunk_size
 from mjx_metamimic.envs.stack import StackEnv, StackEnvConfig
 
 PREVIEW_FILE = "preview.gif"
@@ -110,6 +109,7 @@ def header(options: RecordOptions, recorder: Recorder) -> dict:
         "max_steps": options.max_steps,
         "generation": {
             "seed": options.seed,
+            "physics_impl": env.config.physics_impl,
             "settle_steps": options.settle_steps,
             "batch_size": recorder.batch_size,
             "chunk_size": recorder.chunk_size,
@@ -122,7 +122,7 @@ def build_recorder(options: RecordOptions) -> Recorder:
     """The env (``options.env_config()``), demonstrator and recorder of ``options``."""
     env = StackEnv(options.env_config())
     demonstrator = Demonstrator(env, DemonstratorConfig())
-    return Recorder(env, demonstrator, options.max_steps, options.batch_size, default_chunk_size())
+    return Recorder(env, demonstrator, options.max_steps, options.batch_size, env.step_chunk_size)
 
 
 def record_dataset(

@@ -15,9 +15,11 @@ import jax
 CPU_CHUNK_SIZE = 16
 
 
-def default_chunk_size() -> int | None:
-    """The env chunk size for the default backend: 16 on CPU, no chunking elsewhere."""
-    return CPU_CHUNK_SIZE if jax.default_backend() == "cpu" else None
+def default_chunk_size(physics_impl: str = "jax") -> int | None:
+    """The env chunk size for the default backend: 16 for MJX's JAX engine on CPU, no
+    chunking elsewhere (the C engine steps the whole batch in one call: chunks would
+    only split that call)."""
+    return CPU_CHUNK_SIZE if jax.default_backend() == "cpu" and physics_impl == "jax" else None
 
 
 def _chunk_for(batch: int, max_chunk: int) -> int:

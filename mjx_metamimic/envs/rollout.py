@@ -3,12 +3,12 @@
 import jax
 import jax.numpy as jnp
 
-from mjx_metamimic.envs.batching import batched, default_chunk_size
+from mjx_metamimic.envs.batching import batched
 
 
 def make_rollout_fn(env, num_envs: int, steps_per_call: int, policy: str):
     """Jitted ``(states, key) -> (states, key, rewards, metrics)`` over ``steps_per_call`` steps."""
-    step = batched(env.step, default_chunk_size())
+    step = batched(env.step, env.step_chunk_size)
 
     def one_step(carry, _):
         states, key = carry

@@ -22,7 +22,6 @@ from brax.envs.base import State
 from mjx_metamimic.agents import D4PG, LearnerBatch, MultiD4PG, scan_sampled_updates
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.transitions import demo_sequences
-from mjx_metamimic.envs.batching import default_chunk_size
 from mjx_metamimic.envs.stack import StackEnv
 from mjx_metamimic.replay import NStepReplay, ReplayState, Transition, nstep_batch
 from mjx_metamimic.training.actors import ImitationActor, TaskActor, select_obs, step_extras
@@ -89,7 +88,7 @@ class MetaMimic:
             {name: D4PG(c, env.action_size) for name, c in config.learner_configs().items()}
         )
         self.replay = NStepReplay(config.replay, config.actors.num_envs)
-        self.chunk_size = default_chunk_size()
+        self.chunk_size = env.step_chunk_size
         # Store per-transition imitation weights only when some transitions need weight 0.
         self.weighted = bool(config.num_task_envs or config.demo_batch_size)
         num_task = config.num_task_envs
