@@ -9,6 +9,7 @@ import pytest
 
 from mjx_metamimic import envs
 from mjx_metamimic.envs.batching import batched
+from mjx_metamimic.envs.c_physics import KINEMATICS_FIELDS
 from mjx_metamimic.envs.stack import FEATURES_SIZE, PROPRIO_SIZE
 from mjx_metamimic.envs.wrappers import AutoReset
 
@@ -258,7 +259,8 @@ def test_bad_overrides_are_clear_errors():
 def test_c_engine_steps_as_mujoco_c(env, fns):
     """The C engine's control step is MuJoCo C's mj_step x n_substeps from the same
     float32 state (then rounded to float32), for every env of a batch: equal up to one
-    float32 rounding (the batch executor and a lone MjData differ in the last bit)."""
+    float32 rounding (the batch executor and a lone MjData differ in the last bit), with
+    the kinematics of the new state."""
     if env.config.impl != "c":
         pytest.skip("checks the C engine")
     keys = jax.random.split(jax.random.PRNGKey(5), BATCH)
@@ -279,4 +281,11 @@ def test_c_engine_steps_as_mujoco_c(env, fns):
                 np.testing.assert_allclose(
                     getattr(got, name), expected, rtol=1e-6, atol=1e-9, err_msg=name
                 )
+            # The returned kinematics are those of the returned (float32) positions.
+            data.qpos = got.qpos
+            mujoco.mj_kinematics(model, data)
+            mujoco.mj_camlight(model, data)
+            for name in KINEMATICS_FIELDS:
+                expected = getattr(data, name).reshape(getattr(got, name).shape)
+                np.testing.assert_allclose(getattr(got, name), expected, atol=1e-6, err_msg=name)
         states = nxt

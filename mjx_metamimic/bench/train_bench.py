@@ -12,7 +12,9 @@ The time shares come from each component timed alone with its own jitted functio
 the run's sizes: physics (K steps of E envs, no rendering), rendering (K frames of E
 envs), replay (add K steps, sample U batches and their goals) and learning (U updates on
 fixed batches). Their sum is compared with the one-jit loop's time per chunk; the rest is
-the actors' policy, imitation reward and episode resets.
+the actors' policy, imitation reward and episode resets. The learning component's FLOP/s
+(XLA's cost analysis of one update of every learner, times U) is compared with a float32
+matmul measured in the same run.
 """
 
 import dataclasses
@@ -30,6 +32,7 @@ from rich.table import Table
 from mjx_metamimic import configs, envs
 from mjx_metamimic.agents import scan_updates
 from mjx_metamimic.bench.common import time_calls, write_json
+from mjx_metamimic.bench.learner_bench import matmul_flops_per_s
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.stack import StackEnv
@@ -59,6 +62,8 @@ class TrainBenchArgs:
     """Override the configs' number of envs (E)."""
     seed: int = 0
     """Seed of the training state."""
+    matmul_size: int = 1024
+    """Side of the float32 square matmul whose FLOP/s the learners are compared with."""
     out: str = "bench_results/train.json"
     """Where to write the JSON results."""
 
@@ -225,10 +230,18 @@ class Components:
 
         return replay, jax.lax.scan(one, None, jax.random.split(key, self.updates))[1]
 
+    def _update(self, learners, batch):
+        return self.algo.learners.update(learners, *batch)
+
     def _learning(self, learners, batches):
         """U updates of every learner, one per fixed batch."""
-        update = lambda states, b: self.algo.learners.update(states, *b)
-        return scan_updates(update, learners, batches)[0]
+        return scan_updates(self._update, learners, batches)[0]
+
+    def update_flops(self, learners, batches) -> float:
+        """FLOPs of one update of every learner (XLA's cost analysis; a scan's body would
+        be counted once whatever its length, so one update is lowered on its own)."""
+        first = jax.tree.map(lambda x: x[0], batches)
+        return float(jax.jit(self._update).lower(learners, first).cost_analysis()["flops"])
 
     def calls(self, state: TrainState, bank: DemoBank) -> dict[str, Callable[[], object]]:
         """Zero-argument calls of each component on copies of ``state``'s parts (``state``
@@ -263,6 +276,7 @@ class Components:
             carry["learners"] = self.learning(carry["learners"], carry["batches"])
             return carry["learners"]
 
+        self.flops_per_update = self.update_flops(carry["learners"], carry["batches"])
         calls = {"physics": physics, "replay": replay, "learning": learning}
         if self.rendering is not None:
             frames_of = copy((state.env_state.pipeline_state, state.env_state.info["block_rgba"]))
@@ -306,7 +320,11 @@ def benchmark_config(
             rounds[name].append({"seconds_per_chunk": time_calls(call, args.seconds)})
         line = "  ".join(f"{n} {rs[-1]['seconds_per_chunk']:.3f}" for n, rs in rounds.items())
         console.print(f"  round {r + 1}: s/chunk {line}")
-    return summarise(config, rounds, compile_s, prefill_chunks + 1)
+    result = summarise(config, rounds, compile_s, prefill_chunks + 1)
+    learning_s = result["components"]["learning"]["seconds_per_chunk"]
+    result["learner_flops_per_update"] = components.flops_per_update
+    result["learner_flops_per_s"] = components.flops_per_update * components.updates / learning_s
+    return result
 
 
 def summarise(config: TrainConfig, rounds: dict, compile_s: dict, prefill_chunks: int) -> dict:
@@ -425,6 +443,8 @@ def main(argv: list[str]) -> int:
     if not console.is_terminal:
         console = Console(width=140)  # keep tables unwrapped in logs
     load_at_start = os.getloadavg()
+    matmul = matmul_flops_per_s(args.matmul_size, args.seconds)
+    console.print(f"float32 matmul {args.matmul_size}^2: {matmul / 1e9:.1f} GFLOP/s")
     results = []
     for name in args.configs:
         for impl in args.impls:
@@ -438,6 +458,13 @@ def main(argv: list[str]) -> int:
             results.append(benchmark_config(config, bank, args, console))
     console.print(variants_table(results))
     console.print(shares_table(results))
+    for r in results:
+        r["learner_of_matmul"] = r["learner_flops_per_s"] / matmul
+        console.print(
+            f"{label(r)}: learners {r['learner_flops_per_update'] / 1e6:.1f} MFLOP per update, "
+            f"{r['learner_flops_per_s'] / 1e9:.1f} GFLOP/s = {r['learner_of_matmul']:.0%} of "
+            "the matmul"
+        )
     ratios = engine_ratios(results)
     for r in ratios:
         console.print(
@@ -450,6 +477,7 @@ def main(argv: list[str]) -> int:
         "benchmark": "train",
         "args": dataclasses.asdict(args),
         "load_average_1_5_15min": {"start": load_at_start, "end": os.getloadavg()},
+        "matmul_flops_per_s": matmul,
         "configs": results,
         "engine_ratios": ratios,
     })

@@ -27,7 +27,13 @@ from flax import struct
 from mujoco import mjx
 
 from mjx_metamimic.envs.batching import default_chunk_size
-from mjx_metamimic.envs.c_physics import BatchStepper, c_step
+from mjx_metamimic.envs.c_physics import (
+    KINEMATICS_FIELDS,
+    STATE_FIELDS,
+    BatchStepper,
+    c_kinematics,
+    c_step,
+)
 from mjx_metamimic.envs.scene import FINGER_CLOSED_GAP, SceneIds, load_model
 from mjx_metamimic.render import Renderer
 
@@ -190,7 +196,9 @@ class StackEnv(Env):
         self.n_substeps = int(round(n_substeps))
         self._c_stepper = None
         if config.physics_impl == "c":
-            self._c_stepper = BatchStepper(self.mj_model, self.n_substeps)
+            template = mjx.make_data(self.mjx_model)
+            shapes = {n: getattr(template, n).shape for n in STATE_FIELDS + KINEMATICS_FIELDS}
+            self._c_stepper = BatchStepper(self.mj_model, self.n_substeps, shapes)
         if config.gripper_open >= self.ids.finger_range.min():
             raise ValueError(
                 f"gripper_open={config.gripper_open} must be below the finger joint limit "
@@ -264,10 +272,9 @@ class StackEnv(Env):
         # idempotent in float32: keep the saved qpos bit for bit so that restored and
         # original episodes step identically. The C engine's state needs only kinematics.
         if self._c_stepper is None:
-            data = mjx.forward(self.mjx_model, data)
+            data = mjx.forward(self.mjx_model, data).replace(qpos=sim_state.qpos)
         else:
-            data = mjx.camlight(self.mjx_model, mjx.kinematics(self.mjx_model, data))
-        data = data.replace(qpos=sim_state.qpos)
+            data = c_kinematics(self._c_stepper, data)
         zero = jnp.zeros(())
         return State(
             pipeline_state=data,
@@ -291,11 +298,11 @@ class StackEnv(Env):
             data = jax.lax.fori_loop(
                 0, self.n_substeps, lambda _, d: mjx.step(self.mjx_model, d), data
             )
+            # mjx.step leaves positions of bodies/cameras one substep behind qpos: refresh
+            # them so observations and rendered frames describe the same instant.
+            data = mjx.camlight(self.mjx_model, mjx.kinematics(self.mjx_model, data))
         else:
-            data = c_step(self._c_stepper, data)
-        # mjx.step leaves positions of bodies/cameras one substep behind qpos: refresh
-        # them so observations and rendered frames describe the same instant.
-        data = mjx.camlight(self.mjx_model, mjx.kinematics(self.mjx_model, data))
+            data = c_step(self._c_stepper, data)  # kinematics of the new state included
 
         nan = jnp.logical_not(jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel)))
         # On a physics blow-up keep the last state and zero any non-finite output so
