@@ -8,7 +8,13 @@ VENV ?= .venv
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint clean
+# Offline install on a GPU host (Python 3.12, CUDA JAX preinstalled): `make wheelhouse` here,
+# copy wheelhouse/ there, then `pip install --no-index --find-links wheelhouse mjx-metamimic`.
+WHEEL_PYTHON ?= 3.12
+WHEEL_PLATFORMS := --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+	--platform manylinux2014_x86_64 --platform linux_x86_64 --platform any
+
+.PHONY: install run test lint clean wheelhouse
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +29,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15 --nbmake tests notebooks
+
+wheelhouse: $(STAMP)
+	rm -rf wheelhouse
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir wheelhouse .
+	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: \
+		--python-version $(WHEEL_PYTHON) $(WHEEL_PLATFORMS) wheelhouse/mjx_metamimic-*.whl
+	@ls wheelhouse | wc -l | xargs echo "wheels in wheelhouse/:"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

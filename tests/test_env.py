@@ -84,7 +84,7 @@ def test_determinism_and_layout_diversity(env, fns):
     a = fns["reset_batch"](keys)
     b = fns["reset_batch"](keys)
     chex.assert_trees_all_equal(a.obs, b.obs)
-    actions = jnp.full((BATCH, 7), 0.3)
+    actions = jnp.full((BATCH, 7), 0.3, jnp.float32)  # not weak-typed: no second compile
     chex.assert_trees_all_equal(
         fns["step_batch"](a, actions).obs, fns["step_batch"](b, actions).obs
     )
@@ -216,8 +216,8 @@ def test_auto_reset_draws_new_layouts(env):
 
 
 def test_batched_chunks_match_plain_vmap(env, fns):
-    if env.config.impl != "jax":
-        pytest.skip("chunked stepping is the jax engine's CPU layout")
+    if env.config.impl != "c":
+        pytest.skip("the batching helper is engine-agnostic: checked on the c engine")
     keys = jax.random.split(jax.random.PRNGKey(8), 8)
     states = fns["reset_batch"](keys)
     actions = jax.random.uniform(jax.random.PRNGKey(9), (8, 7), minval=-1)

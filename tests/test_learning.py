@@ -54,8 +54,9 @@ def test_imitation_policy_follows_held_out_demos_better_than_zero_actions(traine
     final = result.final_eval
     agent = {k.removeprefix("eval/agent/"): v for k, v in final.items() if "/agent/" in k}
     zero = {k.removeprefix("eval/zero/"): v for k, v in final.items() if "/zero/" in k}
-    # Measured (seed 0, 3.9k updates): joint error 0.14 vs 0.69 rad, reward 0.34 vs 0.20,
-    # 3 of 4 demos tracked vs none; the bounds leave room for other CPUs' float rounding.
+    # Measured on MJX's JAX engine (seed 0, 3.9k updates): joint error 0.14 vs 0.69 rad,
+    # reward 0.34 vs 0.20, 3 of 4 demos tracked vs none; the bounds leave room for other
+    # CPUs' float rounding and for the C engine (the CPU default), which passes them too.
     assert agent["joint_error"] < 0.5 * zero["joint_error"], (agent, zero)
     assert agent["reward"] > zero["reward"] + 0.05, (agent, zero)
     assert agent["tracked"] >= 0.5 > zero["tracked"], (agent, zero)

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+
+from mjx_metamimic.demos import DemoBank
 
 
 def machine() -> dict:
@@ -41,3 +44,19 @@ def write_json(path: str | Path, payload: dict) -> Path:
     tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
     tmp.replace(path)
     return path
+
+
+def reset_bank(env, num_demos: int, steps: int, seed: int = 0) -> DemoBank:
+    """Demos that stand still at random reset states: the shapes of real ones, for
+    measuring speed (no demonstrator to compile and run)."""
+    states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(seed), num_demos))
+    tile = lambda x: jnp.repeat(x[:, None], steps, axis=1)
+    frames = states.obs.get("pixels", jnp.zeros((num_demos, 1, 1, 3), jnp.uint8))
+    return DemoBank(
+        frames=tile(frames),
+        proprio=tile(states.obs["proprio"]),
+        features=tile(states.obs["features"]),
+        task_reward=jnp.zeros((num_demos, steps)),
+        lengths=jnp.full((num_demos,), steps, jnp.int32),
+        init_state=jax.vmap(env.sim_state)(states),
+    )
