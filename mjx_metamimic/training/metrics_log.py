@@ -14,13 +14,14 @@ class MetricsLog:
     evaluation).
 
     Args:
-      run_dir: the run directory; files are appended to when resuming.
+      run_dir: the run directory; files are appended to when resuming (``resume_at``).
       name: the log's name (CSV file stem and TensorBoard subdirectory).
     """
 
     def __init__(self, run_dir: Path, name: str = "metrics"):
         self.path = run_dir / f"{name}.csv"
-        self.tensorboard = SummaryWriter(str(run_dir / "tensorboard" / name))
+        self.tensorboard_dir = run_dir / "tensorboard" / name
+        self.tensorboard = SummaryWriter(str(self.tensorboard_dir))
         self.columns: list[str] | None = None
         if self.path.exists():
             with self.path.open() as f:
@@ -51,6 +52,26 @@ class MetricsLog:
                 self.tensorboard.add_scalar(name, value, step)
         self.tensorboard.flush()
         return row
+
+    def resume_at(self, step: int) -> int:
+        """Drops the rows logged after env step ``step`` (a run killed after its last
+        checkpoint logged them; the resumed run logs those steps again), so that env steps
+        stay strictly increasing. TensorBoard hides its events past ``step`` the same way.
+        Returns the number of CSV rows dropped."""
+        self.tensorboard.close()
+        self.tensorboard = SummaryWriter(str(self.tensorboard_dir), purge_step=step + 1)
+        if not self.path.exists():
+            return 0
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        header, body = rows[:1], rows[1:]
+        kept = [row for row in body if float(row[0]) <= step]
+        if len(kept) < len(body):
+            tmp = self.path.with_suffix(".csv.tmp")
+            with tmp.open("w", newline="") as f:
+                csv.writer(f).writerows(header + kept)
+            tmp.replace(self.path)  # atomic: a kill now leaves the old or the new file
+        return len(body) - len(kept)
 
     def read(self) -> dict[str, np.ndarray]:
         """All logged rows as columns (for plots)."""

@@ -99,7 +99,10 @@ class Trainer:
         state = jax.jit(self.algo.init)(key, self.banks["train"])
         if resume:
             step, state = checkpoints.restore_latest(self.ckpt, state)
-            self.console.print(f"resumed from checkpoint at chunk {step}")
+            env_steps = int(state.env_steps)
+            dropped = self.log.resume_at(env_steps) + self.eval_log.resume_at(env_steps)
+            past = f"; dropped {dropped} log row(s) past it" if dropped else ""
+            self.console.print(f"resumed from checkpoint at chunk {step}{past}")
         return state
 
     def _report(self, state, metrics, start: float, last: tuple[float, int]) -> tuple[float, int]:
