@@ -27,20 +27,25 @@ class RolloutArgs:
     policy: Literal["random", "zero"] = "random"
     """Random uniform actions in [-1, 1], or all zeros (the arm holds still)."""
     seed: int = 0
+    impl: str = "auto"
+    """Physics engine (``env.impl``): "c" (MuJoCo C), "jax" (MJX) or "auto" (c on a CPU)."""
 
 
 def main(argv: list[str]) -> int:
     """Runs the rollout described by ``argv`` and prints steps/s."""
     args = tyro.cli(RolloutArgs, args=argv, prog="mjx-metamimic rollout")
     if args.num_envs < 1 or args.steps < 1 or args.steps_per_call < 1:
-        raise SystemExit("num_envs, steps and steps_per_call must be >= 1")
-    env = AutoReset(envs.make("stack"), args.episode_length)
+        raise ValueError("num_envs, steps and steps_per_call must be >= 1")
+    env = AutoReset(envs.make("stack", impl=args.impl), args.episode_length)
     key = jax.random.PRNGKey(args.seed)
     key, reset_key = jax.random.split(key)
     states = jax.jit(jax.vmap(env.reset))(jax.random.split(reset_key, args.num_envs))
     rollout = make_rollout_fn(env, args.num_envs, args.steps_per_call, args.policy)
 
-    print(f"compiling ({args.num_envs} envs, {args.steps_per_call} steps per call) ...")
+    print(
+        f"compiling ({args.num_envs} envs, {args.steps_per_call} steps per call, "
+        f"{env.config.physics_impl} physics engine) ..."
+    )
     start = time.perf_counter()
     jax.block_until_ready(rollout(states, key))
     print(f"compiled in {time.perf_counter() - start:.1f} s")
