@@ -9,7 +9,7 @@ import pytest
 
 from mjx_metamimic import envs
 from mjx_metamimic.envs.batching import batched
-from mjx_metamimic.envs.c_physics import KINEMATICS_FIELDS
+from mjx_metamimic.envs.c_physics import KINEMATICS_FIELDS, STATE_FIELDS
 from mjx_metamimic.envs.stack import FEATURES_SIZE, PROPRIO_SIZE
 from mjx_metamimic.envs.wrappers import AutoReset
 
@@ -272,7 +272,7 @@ def test_c_engine_steps_as_mujoco_c(env, fns):
         for i in range(BATCH):
             before = jax.tree.map(lambda x, i=i: np.asarray(x[i]), states.pipeline_state)
             got = jax.tree.map(lambda x, i=i: np.asarray(x[i]), nxt.pipeline_state)
-            for name in ("qpos", "qvel", "act", "qacc_warmstart", "time"):
+            for name in STATE_FIELDS:
                 setattr(data, name, getattr(before, name))
             data.ctrl = got.ctrl  # the action's controls, as the step wrote them
             mujoco.mj_step(model, data, nstep=env.n_substeps)

@@ -24,6 +24,8 @@ from mujoco import mjx
 
 # mjx.Data fields of the integration state the C engine reads and writes.
 STATE_FIELDS = ("qpos", "qvel", "act", "qacc_warmstart", "time")
+# What a call reads: the integration state and the controls to hold during the step.
+INPUT_FIELDS = ("qpos", "qvel", "act", "ctrl", "qacc_warmstart", "time")
 # What mjx.kinematics and mjx.camlight compute, returned by the C engine instead.
 KINEMATICS_FIELDS = (
     "xpos", "xquat", "xmat", "xipos", "ximat", "xanchor", "xaxis",
@@ -63,19 +65,19 @@ class BatchStepper:
         self._batches: dict[int, tuple[mj_batch.Batch, threading.Lock]] = {}
         self._guard = threading.Lock()
 
-    def step(self, qpos, qvel, act, ctrl, qacc_warmstart, time):
-        """Host side: state arrays with any leading batch shape -> the new state and its
-        kinematics, float32, in the order ``STATE_FIELDS + KINEMATICS_FIELDS``.
+    def step(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Host side: ``INPUT_FIELDS`` arrays with any leading batch shape -> the new state
+        and its kinematics, float32, in the order ``STATE_FIELDS + KINEMATICS_FIELDS``.
 
         A simulation MuJoCo raises in, or one it found unstable (non-finite or huge
         positions, velocities or accelerations: it would silently reset it), comes back as
         NaN; the env then ends that episode.
         """
-        return self._run((qpos, qvel, act, ctrl, qacc_warmstart, time), advance=True)
+        return self._run(inputs, advance=True)
 
-    def kinematics(self, qpos, qvel, act, ctrl, qacc_warmstart, time):
-        """Host side: the kinematics of the given states (``KINEMATICS_FIELDS``)."""
-        return self._run((qpos, qvel, act, ctrl, qacc_warmstart, time), advance=False)
+    def kinematics(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Host side: the kinematics (``KINEMATICS_FIELDS``) of ``INPUT_FIELDS`` arrays."""
+        return self._run(inputs, advance=False)
 
     def _batch(self, nsim: int) -> tuple[mj_batch.Batch, threading.Lock]:
         with self._guard:
@@ -86,13 +88,12 @@ class BatchStepper:
                 self._batches[nsim] = (sims, threading.Lock())
             return self._batches[nsim]
 
-    def _run(self, state: tuple[np.ndarray, ...], advance: bool) -> tuple[np.ndarray, ...]:
-        lead = state[0].shape[:-1]
+    def _run(self, inputs: tuple[np.ndarray, ...], advance: bool) -> tuple[np.ndarray, ...]:
+        lead = inputs[0].shape[:-1]
         nsim = int(np.prod(lead, dtype=np.int64))
         sims, lock = self._batch(nsim)
-        names = ("qpos", "qvel", "act", "ctrl", "qacc_warmstart", "time")
         with lock:
-            for name, value in zip(names, state, strict=True):
+            for name, value in zip(INPUT_FIELDS, inputs, strict=True):
                 bound = sims.bind(name)
                 bound[...] = value.reshape(bound.shape)
             failed = np.zeros(nsim, bool)
@@ -126,8 +127,8 @@ def _call(host_fn, names: tuple[str, ...], data: mjx.Data) -> mjx.Data:
     shapes = tuple(
         jax.ShapeDtypeStruct(getattr(data, name).shape, jnp.float32) for name in names
     )
-    state = (data.qpos, data.qvel, data.act, data.ctrl, data.qacc_warmstart, data.time)
-    new = jax.pure_callback(host_fn, shapes, *state, vmap_method="broadcast_all")
+    inputs = [getattr(data, name) for name in INPUT_FIELDS]
+    new = jax.pure_callback(host_fn, shapes, *inputs, vmap_method="broadcast_all")
     return data.replace(**dict(zip(names, new, strict=True)))
 
 
