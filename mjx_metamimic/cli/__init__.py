@@ -25,7 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demos": ("mjx_metamimic.cli.demos:main", "generate a demonstration dataset"),
     "train": ("mjx_metamimic.cli.train:main", "train MetaMimic from a named config (--config cpu)"),
     "eval": ("mjx_metamimic.cli.eval:main", "evaluate a run on held-out demos (--run RUN_DIR)"),
-    "bench": ("mjx_metamimic.cli.bench:main", "benchmarks: env, render, learner, demos, train"),
+    "sweep": ("mjx_metamimic.cli.sweep:main", "a grid of configs x seeds from a spec (fig5/6/8)"),
+    "bench": ("mjx_metamimic.cli.bench:main", "speed: env, render, learner, train, sweep, gpu"),
 }
 
 

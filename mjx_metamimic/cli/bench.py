@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, str] = {
     "learner": "mjx_metamimic.bench.learner_bench",
     "demos": "mjx_metamimic.bench.demos_bench",
     "train": "mjx_metamimic.bench.train_bench",
+    "sweep": "mjx_metamimic.bench.sweep_bench",
     "gpu": "mjx_metamimic.bench.gpu_bench",
 }
 

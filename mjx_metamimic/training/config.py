@@ -43,6 +43,9 @@ class DemoSpec:
     """Control steps per generated demo."""
     settle_steps: int = 10
     """Steps a generated demo goes on after its stack becomes stable (release and retreat)."""
+    num_train: int = 0
+    """Train on only the first ``num_train`` demos of the training split (0: all of them);
+    the validation split is unchanged (the paper's Fig. 5 varies this)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +123,9 @@ class RunConfig:
     """Wall-clock training budget (compile time excluded)."""
     max_env_steps: int = 10_000_000
     """Stop after this many env steps."""
+    max_updates: int = 0
+    """Stop after this many learner updates (0: no limit). Budgets in env steps or updates
+    compare across machines; ``max_minutes`` is then only a safety cap."""
     log_every: int = 20
     """Chunks between progress lines and metric rows."""
     eval_every: int = 200
@@ -128,6 +134,10 @@ class RunConfig:
     """Chunks between checkpoints (0: only at the end)."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
+    eval_train_demos: int = 0
+    """The final evaluation also imitates the first ``eval_train_demos`` training demos
+    (``eval_train/agent/...`` in eval.json; 0: no): how much of the held-out score is lost
+    to demos never trained on (the paper's Fig. 5)."""
     video_demos: int = 1
     """Validation demos in the final video of the imitation policy beside them (0: no video)."""
     video_size: int = 128
@@ -179,6 +189,12 @@ class TrainConfig:
             problems.append("actors.num_envs and actors.steps_per_chunk must be >= 1")
         if self.learner.batch_size < 1 or self.learner.updates_per_chunk < 0:
             problems.append("learner.batch_size must be >= 1, updates_per_chunk >= 0")
+        if self.demos.num_train < 0:
+            problems.append(f"demos.num_train={self.demos.num_train} must be >= 0 (0: all)")
+        if self.run.eval_train_demos < 0:
+            problems.append(f"run.eval_train_demos={self.run.eval_train_demos} must be >= 0")
+        if self.run.max_updates < 0 or self.run.max_env_steps < 1:
+            problems.append("run.max_updates must be >= 0 (0: no limit), run.max_env_steps >= 1")
         if self.replay.min_size > self.replay.capacity:
             problems.append(
                 f"replay.min_size={self.replay.min_size} exceeds replay.capacity="
@@ -193,8 +209,10 @@ class TrainConfig:
         actors, learner, problems = self.actors, self.learner, []
         if not 0.0 <= actors.task_fraction < 1.0:
             problems.append(f"actors.task_fraction={actors.task_fraction} must be in [0, 1)")
-        elif actors.task_fraction and learner.train_imitation and not (
-            0 < self.num_task_envs < actors.num_envs
+        elif (
+            actors.task_fraction
+            and learner.train_imitation
+            and not (0 < self.num_task_envs < actors.num_envs)
         ):
             problems.append(
                 f"actors.task_fraction={actors.task_fraction} of actors.num_envs="

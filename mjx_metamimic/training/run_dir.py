@@ -2,8 +2,8 @@
 
 A run directory holds ``config.json`` (the resolved config: the source of truth for
 ``--resume`` and ``eval``), ``metrics.csv``, ``eval.csv``, ``tensorboard/``,
-``checkpoints/`` and, at the end, ``eval.json``, ``learning_curves.png`` and the imitation
-video.
+``checkpoints/`` and, at the end, ``eval.json``, ``totals.json`` (env steps, updates and
+training seconds made), ``learning_curves.png`` and the imitation video.
 """
 
 import json

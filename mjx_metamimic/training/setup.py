@@ -83,7 +83,12 @@ def load_banks(config: TrainConfig) -> dict[str, demos.DemoBank]:
     """
     d4pgfd = config.demo_batch_size > 0
     try:
-        train = demos.load(config.demos.path, "train", privileged_actions=d4pgfd)
+        train = demos.load(
+            config.demos.path,
+            "train",
+            max_demos=config.demos.num_train or None,
+            privileged_actions=d4pgfd,
+        )
     except demos.DemoDatasetError as error:
         if d4pgfd and "privileged_actions" in str(error):
             raise ValueError(f"learner.demo_fraction > 0 (D4PGfD): {error}") from error

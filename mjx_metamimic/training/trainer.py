@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 from rich.console import Console
 
 from mjx_metamimic.render.video_file import video_suffix
@@ -37,6 +39,7 @@ from mjx_metamimic.training.run_dir import (
 from mjx_metamimic.training.setup import build, ensure_demos, load_banks
 from mjx_metamimic.training.video import ImitationVideo
 
+TOTALS_FILE = "totals.json"
 ProgressFn = Callable[[int, dict[str, float]], None]
 SHOWN = (
     "train/actor/imitation_reward",
@@ -56,38 +59,86 @@ class TrainResult:
     final_eval: dict[str, float]
 
 
+@dataclasses.dataclass
+class SeedRun:
+    """One seed of a trainer: its config (``run.seed`` set), run directory and logs."""
+
+    config: TrainConfig
+    run_dir: Path
+    log: MetricsLog
+    eval_log: MetricsLog
+    ckpt: ocp.CheckpointManager
+
+    @classmethod
+    def open(cls, config: TrainConfig, run_dir: Path) -> "SeedRun":
+        """Opens the logs and checkpoints of ``run_dir`` (an existing run directory)."""
+        run_dir = Path(run_dir)
+        return cls(
+            config,
+            run_dir,
+            MetricsLog(run_dir),
+            MetricsLog(run_dir, "eval"),
+            checkpoints.manager(run_dir),
+        )
+
+
 class Trainer:
-    """Runs training chunks, logging, evaluation and checkpoints for one run directory.
+    """Runs training chunks, logging, evaluation and checkpoints for one run directory, or
+    for several seeds of one config trained together.
+
+    Several seeds are one jitted program: the training state gets a leading seed axis and
+    the chunk is ``vmap``-ed over it (the C engine steps all seeds' envs in one batch).
+    Each seed still has its own run directory (its config with ``run.seed``, logs,
+    checkpoints, ``eval.json``), so ``eval`` and ``--resume`` work on each.
 
     Args:
       config: the run config.
-      run_dir: an existing run directory (``create_run_dir``) holding its config.
+      run_dirs: an existing run directory (``create_run_dir``) for one run with
+        ``config.run.seed``, or ``{seed: run directory}`` to train those seeds together.
       console: where progress lines and messages go (None: nowhere).
-      progress_fn: called with ``(env_steps, metrics)`` at every log row and evaluation.
+      progress_fn: called with ``(env_steps, metrics)`` at every log row and evaluation
+        (per seed, with ``run/seed`` in the metrics, when training several).
     """
 
     def __init__(
         self,
         config: TrainConfig,
-        run_dir: Path,
+        run_dirs: Path | dict[int, Path],
         console: Console | None = None,
         progress_fn: ProgressFn | None = None,
     ):
         if config.run.video_demos < 0:
             raise ValueError(f"run.video_demos={config.run.video_demos} must be >= 0 (0: no video)")
-        self.config, self.run_dir = config, Path(run_dir)
+        self.vmapped = isinstance(run_dirs, dict)
+        if self.vmapped and not run_dirs:
+            raise ValueError("no seeds to train")
+        if not self.vmapped:
+            run_dirs = {config.run.seed: run_dirs}
+        self.config = config
+        self.seeds = [
+            SeedRun.open(seeded(config, seed), run_dir) for seed, run_dir in run_dirs.items()
+        ]
         self.console = console or Console(quiet=True)
         self.progress_fn = progress_fn
         self.algo = build(config)
         self.banks = load_banks(config)
-        self.log = MetricsLog(self.run_dir)
-        self.eval_log = MetricsLog(self.run_dir, "eval")
-        self.ckpt = checkpoints.manager(self.run_dir)
-        self.chunk = jax.jit(self.algo.train_chunk, donate_argnums=0)
+        chunk = self.algo.train_chunk
+        self.chunk = jax.jit(
+            jax.vmap(chunk, (0, None)) if self.vmapped else chunk, donate_argnums=0
+        )
         self.evaluator = Evaluator(self.algo)
         video = config.run.video_demos > 0 and self.algo.trains_imitation
         # Built now, so that a bad video size fails before training, not after it.
         self.video = ImitationVideo(self.algo, config.run.video_size) if video else None
+
+    @property
+    def run_dir(self) -> Path:
+        """The (first seed's) run directory."""
+        return self.seeds[0].run_dir
+
+    def seed_state(self, state, index: int):
+        """The state (or metrics) of seed ``index`` alone."""
+        return jax.tree.map(lambda x: x[index], state) if self.vmapped else state
 
     def initial_state(self, resume: bool):
         """A fresh state, or the latest checkpoint's when resuming.
@@ -95,36 +146,70 @@ class Trainer:
         Both come out of jitted functions, which keeps the chunk's compilation cache to
         one entry (eagerly built arrays would compile it a second time).
         """
-        key = jax.random.PRNGKey(self.config.run.seed)
-        state = jax.jit(self.algo.init)(key, self.banks["train"])
+        keys = jnp.stack([jax.random.PRNGKey(s.config.run.seed) for s in self.seeds])
+        init = self.algo.init
+        if self.vmapped:
+            state = jax.jit(jax.vmap(init, (0, None)))(keys, self.banks["train"])
+        else:
+            state = jax.jit(init)(keys[0], self.banks["train"])
         if resume:
-            step, state = checkpoints.restore_latest(self.ckpt, state)
-            env_steps = int(state.env_steps)
-            dropped = self.log.resume_at(env_steps) + self.eval_log.resume_at(env_steps)
-            past = f"; dropped {dropped} log row(s) past it" if dropped else ""
-            self.console.print(f"resumed from checkpoint at chunk {step}{past}")
+            state = self._restore(state)
         return state
 
+    def _restore(self, state):
+        """Every seed's latest checkpoint, stacked like ``state``."""
+        restored, steps = [], set()
+        for i, seed in enumerate(self.seeds):
+            step, seed_state = checkpoints.restore_latest(seed.ckpt, self.seed_state(state, i))
+            env_steps = int(seed_state.env_steps)
+            dropped = seed.log.resume_at(env_steps) + seed.eval_log.resume_at(env_steps)
+            past = f"; dropped {dropped} log row(s) past it" if dropped else ""
+            self.console.print(f"{seed.run_dir.name}: resumed from chunk {step}{past}")
+            restored.append(seed_state)
+            steps.add(step)
+        if len(steps) > 1:
+            raise ValueError(
+                f"the seeds' latest checkpoints are at different chunks {sorted(steps)}: "
+                "resume them one by one (mjx-metamimic train --resume RUN_DIR)"
+            )
+        if not self.vmapped:
+            return restored[0]
+        return jax.jit(lambda states: jax.tree.map(lambda *x: jnp.stack(x), *states))(restored)
+
     def _report(self, state, metrics, start: float, last: tuple[float, int]) -> tuple[float, int]:
-        """Logs a metrics row, prints a progress line and calls ``progress_fn``; returns
-        the (time, env steps) of this report."""
+        """Logs a metrics row per seed, prints a progress line (the seeds' mean) and calls
+        ``progress_fn``; returns the (time, env steps) of this report."""
         now = time.perf_counter()
-        steps = int(state.env_steps)
-        rate = (steps - last[1]) / max(now - last[0], 1e-9)
-        row = self.log.write(steps, jax.device_get(metrics))
-        shown = "  ".join(f"{k.split('/')[-1]}={row[k]:.3g}" for k in SHOWN if k in row)
+        steps = int(self.seed_state(state, 0).env_steps)
+        rate = (steps - last[1]) / max(now - last[0], 1e-9) * len(self.seeds)
+        metrics = jax.device_get(metrics)
+        rows = [s.log.write(steps, self.seed_state(metrics, i)) for i, s in enumerate(self.seeds)]
+        mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+        shown = "  ".join(f"{k.split('/')[-1]}={mean[k]:.3g}" for k in SHOWN if k in mean)
+        of = f" (mean of {len(rows)} seeds)" if self.vmapped else ""
         self.console.print(
-            f"[{(now - start) / 60:5.1f} min] chunk {int(state.chunks)} env_steps {steps} "
-            f"({rate:.0f}/s) updates {int(row['train/updates'])}  {shown}"
+            f"[{(now - start) / 60:5.1f} min] chunk {int(self.seed_state(state, 0).chunks)} "
+            f"env_steps {steps} ({rate:.0f}/s) updates {int(mean['train/updates'])}  {shown}{of}"
         )
         if self.progress_fn is not None:
             timing = {"time/minutes": (now - start) / 60, "time/env_steps_per_s": rate}
-            self.progress_fn(steps, {**row, **timing})
+            for seed, row in zip(self.seeds, rows, strict=True):
+                extra = {"run/seed": seed.config.run.seed} if self.vmapped else {}
+                self.progress_fn(steps, {**row, **timing, **extra})
         return now, steps
 
-    def run(self, resume: bool = False) -> dict[str, float]:
-        """Trains until the time or env-step budget is spent (Ctrl-C stops early and still
-        checkpoints and evaluates); returns the final evaluation's metrics."""
+    def _done(self, state, start: float) -> bool:
+        """Whether a budget (minutes, env steps, updates) is spent."""
+        cfg, first = self.config.run, self.seed_state(state, 0)
+        return (
+            (time.perf_counter() - start) / 60 >= cfg.max_minutes
+            or int(first.env_steps) >= cfg.max_env_steps
+            or (cfg.max_updates > 0 and int(first.updates) >= cfg.max_updates)
+        )
+
+    def run(self, resume: bool = False) -> list[dict[str, float]]:
+        """Trains until a budget is spent (Ctrl-C stops early and still checkpoints and
+        evaluates); returns each seed's final evaluation metrics."""
         cfg = self.config.run
         state = self.initial_state(resume)
         self.console.print("compiling the training chunk ...")
@@ -136,55 +221,109 @@ class Trainer:
         last = (start, 0)
         try:
             while True:
-                chunk = int(state.chunks)
+                chunk = int(self.seed_state(state, 0).chunks)
                 if chunk % cfg.log_every == 0:
                     last = self._report(state, metrics, start, last)
                 if cfg.checkpoint_every and chunk % cfg.checkpoint_every == 0:
-                    checkpoints.save(self.ckpt, chunk, state)
+                    self.save(state)
                 if cfg.eval_every and chunk % cfg.eval_every == 0:
                     self.evaluate(state)
-                elapsed_min = (time.perf_counter() - start) / 60
-                if elapsed_min >= cfg.max_minutes or int(state.env_steps) >= cfg.max_env_steps:
+                if self._done(state, start):
                     break
                 state, metrics = self.chunk(state, self.banks["train"])
         except KeyboardInterrupt:
             self.console.print("[yellow]interrupted[/]: writing a final checkpoint")
-        checkpoints.save(self.ckpt, int(state.chunks), state)
-        final = self.evaluate(state)
-        (self.run_dir / "eval.json").write_text(json.dumps(final, indent=2))
-        self.log.close()
-        self.eval_log.close()
-        plot = learning_curves(self.log.read(), self.run_dir / "learning_curves.png")
-        if plot is not None:
-            self.console.print(f"learning curves: {plot}")
-        if self.video is not None:
-            self.write_video(state)
-        return final
+        train_seconds = time.perf_counter() - start
+        self.save(state)
+        finals = self.evaluate(state)
+        if cfg.eval_train_demos:
+            finals = [
+                {**f, **self.evaluate_on_training_demos(state, i)} for i, f in enumerate(finals)
+            ]
+        for i, (seed, final) in enumerate(zip(self.seeds, finals, strict=True)):
+            (seed.run_dir / "eval.json").write_text(json.dumps(final, indent=2))
+            write_totals(seed.run_dir, self.seed_state(state, i), train_seconds)
+            seed.log.close()
+            seed.eval_log.close()
+            plot = learning_curves(seed.log.read(), seed.run_dir / "learning_curves.png")
+            if plot is not None:
+                self.console.print(f"learning curves: {plot}")
+            if self.video is not None:
+                self.write_video(self.seed_state(state, i), seed.run_dir)
+        return finals
 
-    def write_video(self, state) -> Path:
-        """Renders the imitation policy beside the first validation demos (``run.video_*``)."""
+    def save(self, state) -> None:
+        """Checkpoints every seed's state in its run directory."""
+        for i, seed in enumerate(self.seeds):
+            seed_state = self.seed_state(state, i)
+            checkpoints.save(seed.ckpt, int(seed_state.chunks), seed_state)
+
+    def write_video(self, state, run_dir: Path) -> Path:
+        """Renders the imitation policy of one seed's ``state`` beside the first validation
+        demos (``run.video_*``) into ``run_dir``."""
         cfg, bank = self.config.run, self.banks["validation"]
         num = min(cfg.video_demos, bank.num_demos)
-        path = self.run_dir / f"imitation{video_suffix()}"
+        path = run_dir / f"imitation{video_suffix()}"
         self.console.print(f"rendering {path.name}: {num} validation demo(s), {cfg.video_size} px")
         self.video.write(state.learners["imitation"].actor_params, bank, path, num)
         self.console.print(f"video: {path}")
         return path
 
-    def evaluate(self, state) -> dict[str, float]:
-        """Evaluates ``state``'s policies on the validation demos (and the zero and random
-        baselines); logs the results to ``eval.csv`` and returns them."""
-        key = jax.random.PRNGKey(self.config.run.seed + 1)
-        results = self.evaluator(state.learners, self.banks["validation"], key)
-        self.eval_log.write(int(state.env_steps), results)
-        agent = {k.split("/")[-1]: v for k, v in results.items() if k.startswith("eval/agent/")}
-        self.console.print(
-            f"eval @ chunk {int(state.chunks)}: "
-            + "  ".join(f"{k}={v:.3g}" for k, v in agent.items() if np.isfinite(v))
-        )
-        if self.progress_fn is not None:
-            self.progress_fn(int(state.env_steps), results)
+    def evaluate_on_training_demos(self, state, index: int) -> dict[str, float]:
+        """Seed ``index``'s imitation policy on the first ``run.eval_train_demos`` training
+        demos (``eval_train/agent/...``)."""
+        bank = self.banks["train"]
+        bank = bank.take(range(min(self.config.run.eval_train_demos, bank.num_demos)))
+        seed = self.seeds[index]
+        key = jax.random.PRNGKey(seed.config.run.seed + 2)
+        learners = self.seed_state(state, index).learners
+        result = self.evaluator(learners, bank, key, policies=("agent",))
+        return {k.replace("eval/", "eval_train/", 1): v for k, v in result.items()}
+
+    def evaluate(self, state) -> list[dict[str, float]]:
+        """Evaluates each seed's policies on the validation demos (and the zero and random
+        baselines); logs the results to its ``eval.csv`` and returns them."""
+        results = []
+        for i, seed in enumerate(self.seeds):
+            seed_state = self.seed_state(state, i)
+            key = jax.random.PRNGKey(seed.config.run.seed + 1)
+            result = self.evaluator(seed_state.learners, self.banks["validation"], key)
+            seed.eval_log.write(int(seed_state.env_steps), result)
+            agent = {k.split("/")[-1]: v for k, v in result.items() if k.startswith("eval/agent/")}
+            name = f"{seed.run_dir.name} " if self.vmapped else ""
+            self.console.print(
+                f"{name}eval @ chunk {int(seed_state.chunks)}: "
+                + "  ".join(f"{k}={v:.3g}" for k, v in agent.items() if np.isfinite(v))
+            )
+            if self.progress_fn is not None:
+                extra = {"run/seed": seed.config.run.seed} if self.vmapped else {}
+                self.progress_fn(int(seed_state.env_steps), {**result, **extra})
+            results.append(result)
         return results
+
+
+def write_totals(run_dir: Path, state, train_seconds: float) -> dict:
+    """Writes ``totals.json``: the learners' network parameters (actors and critics), the
+    env steps, updates and chunks ``state`` has made, and the training seconds (compilation
+    excluded) summed over the run's finished sessions (a resumption adds its own)."""
+    path = Path(run_dir) / TOTALS_FILE
+    before = json.loads(path.read_text()).get("train_seconds", 0.0) if path.exists() else 0.0
+    learners = state.learners.values()
+    networks = [(lrn.actor_params, lrn.critic_params) for lrn in learners]
+    totals = {
+        "num_params": int(sum(x.size for x in jax.tree.leaves(networks))),
+        "env_steps": int(state.env_steps),
+        "updates": int(state.updates),
+        "chunks": int(state.chunks),
+        "train_seconds": round(before + train_seconds, 2),
+    }
+    path.write_text(json.dumps(totals, indent=2))
+    return totals
+
+
+def seeded(config: TrainConfig, seed: int) -> TrainConfig:
+    """``config`` with ``run.seed`` set to ``seed``."""
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed))
 
 
 def use_compilation_cache(config: TrainConfig) -> Path | None:
@@ -222,7 +361,7 @@ def train(
     if console is not None:
         console.print(f"[bold]run directory[/] {run_dir}")
     ensure_demos(config, console)
-    final = Trainer(config, run_dir, console, progress_fn).run()
+    (final,) = Trainer(config, run_dir, console, progress_fn).run()
     return TrainResult(run_dir, final)
 
 
@@ -233,5 +372,5 @@ def resume(
     config = load_run_config(run_dir)
     use_compilation_cache(config)
     ensure_demos(config, console)
-    final = Trainer(config, run_dir, console, progress_fn).run(resume=True)
+    (final,) = Trainer(config, run_dir, console, progress_fn).run(resume=True)
     return TrainResult(Path(run_dir), final)
