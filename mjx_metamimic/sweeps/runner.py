@@ -96,12 +96,14 @@ def run_cell(
     seeds: tuple[int, ...],
     console: Console | None = None,
     verbose: bool = False,
+    vmap_seeds: bool = True,
 ) -> None:
     """Trains the unfinished seeds of ``cell``: those with a checkpoint resume from it (one
     program per checkpoint step), the rest start together in one program.
 
     Args:
       console: where resumptions are reported (and, with ``verbose``, training lines).
+      vmap_seeds: False runs the seeds one after another, each in its own program.
     """
     console = console or Console(quiet=True)
     pending = [s for s in seeds if not (seed_dir(sweep_dir, cell, s) / "eval.json").exists()]
@@ -118,7 +120,14 @@ def run_cell(
                 _start_fresh(cell.config, seed, run_dir)
         else:
             console.print(f"  seeds {sorted(run_dirs)}: resumed from chunk {step}")
-        Trainer(cell.config, run_dirs, console if verbose else None).run(resume=step is not None)
+        groups = [run_dirs] if vmap_seeds else [{s: d} for s, d in run_dirs.items()]
+        for group in groups:
+            # One seed alone runs the plain program (no seed axis).
+            config, dirs = cell.config, group
+            if len(group) == 1:
+                ((seed, dirs),) = group.items()
+                config = seeded(cell.config, seed)
+            Trainer(config, dirs, console if verbose else None).run(resume=step is not None)
 
 
 def run_sweep(
@@ -154,7 +163,7 @@ def run_sweep(
         else:
             start = time.perf_counter()
             console.print(f"{head}: training ...")
-            run_cell(sweep_dir, cell, sweep.seeds, console, verbose)
+            run_cell(sweep_dir, cell, sweep.seeds, console, verbose, sweep.vmap_seeds)
             spent, ran = spent + time.perf_counter() - start, ran + 1
             left = sum(
                 1

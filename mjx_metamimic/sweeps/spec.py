@@ -20,6 +20,7 @@ A spec is a TOML file in ``train/experiments/`` (or any path)::
 
     [scale.smoke]                     # one table per scale: smoke, cpu, gpu
     seeds = 2
+    vmap_seeds = true                 # a cell's seeds in one vmapped program (else one by one)
     max_updates = 40                  # the budget: max_updates and/or max_env_steps
     max_minutes = 5.0                 # a safety cap only
     set = { "actors.num_envs" = 4 }   # overrides of every cell at this scale
@@ -42,7 +43,7 @@ from mjx_metamimic.training.config import TrainConfig
 
 SCALES = ("smoke", "cpu", "gpu")
 CHARTS = ("bars", "lines", "curves")
-_SCALE_KEYS = {"seeds", "max_updates", "max_env_steps", "max_minutes", "set", "axis"}
+_SCALE_KEYS = {"seeds", "vmap_seeds", "max_updates", "max_env_steps", "max_minutes", "set", "axis"}
 _SPEC_KEYS = {"description", "base", "chart", "metric", "curve", "axis", "scale"}
 
 
@@ -77,6 +78,7 @@ class Sweep:
     axes: tuple[Axis, ...]
     cells: tuple[Cell, ...]
     seeds: tuple[int, ...]
+    vmap_seeds: bool = True
 
     def to_dict(self) -> dict:
         """A JSON-ready description: what a sweep directory was made with (``spec.json``)."""
@@ -88,6 +90,7 @@ class Sweep:
             "curve": self.curve,
             "axes": [dataclasses.asdict(axis) for axis in self.axes],
             "seeds": list(self.seeds),
+            "vmap_seeds": self.vmap_seeds,
             "cells": {c.name: configs.to_dict(c.config) for c in self.cells},
         }
 
@@ -213,4 +216,5 @@ def load_sweep(name: str, scale: str, seeds: int | None = None) -> Sweep:
         axes=axes,
         cells=tuple(cells),
         seeds=tuple(range(num_seeds)),
+        vmap_seeds=bool(at.get("vmap_seeds", True)),
     )
