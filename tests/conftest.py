@@ -1,6 +1,7 @@
 """Test configuration: the package's default XLA flags are set before JAX is imported, and
 fixtures shared by several test files."""
 
+import dataclasses
 import fcntl
 import os
 from pathlib import Path
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 
 import mjx_metamimic  # noqa: F401  (must come before any jax import: sets XLA_FLAGS)
+from mjx_metamimic import configs
 from mjx_metamimic.demos import RecordOptions, build_recorder, record_dataset
 from mjx_metamimic.demos.generate import Recorder
+from mjx_metamimic.training.config import DemoSpec, TrainConfig
 
 RECORDED_DEMOS = 40  # 36 train, 4 validation
 # One recorder serves every test that records (its compilation is the expensive part):
@@ -38,3 +41,24 @@ def recorded_demos(tmp_path_factory, demo_recorder) -> Path:
             options = RecordOptions(out=path, num=RECORDED_DEMOS, seed=0, **RECORDER_OPTIONS)
             record_dataset(options, recorder=demo_recorder)
     return path
+
+
+@pytest.fixture
+def tiny_features(recorded_demos):
+    """A factory: the shipped ``features`` config on the recorded demos at tiny sizes (4
+    envs, batch 16, 2 updates per chunk, 8 updates in all; no video, no compilation cache),
+    writing runs under the directory it is given."""
+
+    def make(out_dir: Path) -> TrainConfig:
+        base = configs.load(TrainConfig, "features")
+        base = dataclasses.replace(base, demos=DemoSpec(path=recorded_demos, num=40, image_size=16))
+        overrides = {
+            "actors": {"num_envs": 4},
+            "learner": {"batch_size": 16, "updates_per_chunk": 2},
+            "replay": {"capacity": 2000, "min_size": 80},
+            "run": {"max_updates": 8, "log_every": 1, "eval_every": 0, "checkpoint_every": 0,
+                    "video_demos": 0, "out_dir": str(out_dir), "compilation_cache": False},
+        }  # fmt: skip
+        return configs.from_dict(TrainConfig, overrides, base=base)
+
+    return make

@@ -19,6 +19,7 @@ from mjx_metamimic.agents import (
     MultiD4PG,
     categorical_critic_loss,
     follow_targets,
+    nonfinite_counts,
     probes,
     scan_sampled_updates,
     scan_updates,
@@ -178,6 +179,25 @@ def test_scanned_updates_equal_sequential_updates_without_retracing(probe_learne
     moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.actor_params,
                          sequential.actor_params)
     assert max(jax.tree.leaves(moved)) > 0
+
+
+def test_a_nonfinite_gradient_skips_the_step_and_is_counted(probe_learner):
+    learner, state = probe_learner
+    batch = random_batch(jax.random.key(0))
+    poisoned = batch.returns[probes.STREAM].at[3].set(jnp.nan)
+    bad = batch.replace(returns={probes.STREAM: poisoned})
+    update = jax.jit(learner.update)
+    skipped, _ = update(state, bad)
+    chex.assert_trees_all_equal(skipped.critic_params, state.critic_params)
+    counts = nonfinite_counts(skipped)
+    assert int(counts["in_a_row"]) == 1 and int(counts["total"]) == 1
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(skipped.critic_params))
+    recovered, _ = update(skipped, batch)  # a finite step resets the streak, not the total
+    counts = nonfinite_counts(recovered)
+    assert int(counts["in_a_row"]) == 0 and int(counts["total"]) == 1
+    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), recovered.critic_params,
+                         state.critic_params)  # fmt: skip
+    assert any(jax.tree.leaves(moved))
 
 
 def test_update_checks_goal_conditioning(probe_learner):

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mjx_metamimic import configs, sweeps
+from mjx_metamimic import sweeps
 from mjx_metamimic.configs import ConfigError
 from mjx_metamimic.training import Trainer
-from mjx_metamimic.training.config import DemoSpec, TrainConfig
 from mjx_metamimic.training.run_dir import create_run_dir, save_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,35 +49,13 @@ def test_spec_errors_name_the_problem(tmp_path: Path):
         sweeps.load_sweep(str(spec), "smoke")
 
 
-def tiny_features(demos: Path, out: Path) -> TrainConfig:
-    base = configs.load(TrainConfig, "features")
-    return configs.from_dict(
-        TrainConfig,
-        {
-            "actors": {"num_envs": 4},
-            "learner": {"batch_size": 16, "updates_per_chunk": 2},
-            "replay": {"capacity": 2000, "min_size": 80},
-            "run": {
-                "max_updates": 8,
-                "log_every": 1,
-                "eval_every": 0,
-                "checkpoint_every": 0,
-                "video_demos": 0,
-                "out_dir": str(out),
-                "compilation_cache": False,
-            },
-        },  # fmt: skip
-        base=dataclasses.replace(base, demos=DemoSpec(path=demos, num=40, image_size=16)),
-    )
-
-
 def _rows(run_dir: Path) -> list[dict[str, float]]:
     with (run_dir / "metrics.csv").open() as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def test_a_seed_trained_in_a_vmapped_batch_matches_it_trained_alone(recorded_demos, tmp_path):
-    config = tiny_features(recorded_demos, tmp_path)
+def test_a_seed_trained_in_a_vmapped_batch_matches_it_trained_alone(tiny_features, tmp_path):
+    config = tiny_features(tmp_path)
     alone = create_run_dir(tmp_path / "alone")
     save_config(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=1)), alone)
     (alone_final,) = Trainer(

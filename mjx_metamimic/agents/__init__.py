@@ -7,6 +7,7 @@ from mjx_metamimic.agents.d4pg import (
     D4PGState,
     categorical_critic_loss,
     follow_targets,
+    nonfinite_counts,
 )
 from mjx_metamimic.agents.multi import LearnerBatch, MultiD4PG
 from mjx_metamimic.agents.scan import scan_sampled_updates, scan_updates
@@ -19,6 +20,7 @@ __all__ = [
     "MultiD4PG",
     "categorical_critic_loss",
     "follow_targets",
+    "nonfinite_counts",
     "scan_sampled_updates",
     "scan_updates",
 ]

@@ -150,7 +150,23 @@ def weighted_mean(x: jax.Array, weights: jax.Array | None) -> jax.Array:
 
 
 def _optimizer(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    """Clipped Adam whose step is skipped (and counted) when a gradient is NaN or infinite.
+
+    Skipped steps never reach the parameters: the run's trainer stops a run after
+    ``run.max_nonfinite_updates`` in a row (``nonfinite_counts``) instead of ever letting
+    optax apply one (its limit here is never reached)."""
+    clipped_adam = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    return optax.apply_if_finite(clipped_adam, max_consecutive_errors=2**30)
+
+
+def nonfinite_counts(state: "D4PGState") -> dict[str, jax.Array]:
+    """How many of a learner's gradient steps were skipped for a NaN or infinite gradient:
+    ``in_a_row`` (the latest, actor or critic) and ``total`` (actor and critic steps)."""
+    actor, critic = state.actor_opt_state, state.critic_opt_state
+    return {
+        "in_a_row": jnp.maximum(actor.notfinite_count, critic.notfinite_count),
+        "total": actor.total_notfinite + critic.total_notfinite,
+    }
 
 
 class D4PG:

@@ -5,7 +5,8 @@ frozen dataclass), so ``mjx-metamimic <command> --help`` documents every field.
 Modules are imported lazily so that the default XLA flags are set before JAX loads.
 
 Bad input (an unknown config, an impossible value, a missing or corrupt file, a directory
-that is not a run) ends the command with one line naming the problem and exit code 2;
+that is not a run) ends the command with one line naming the problem and exit code 2; a
+run whose gradients stay NaN or infinite ends with one line and exit code 1.
 ``MJX_METAMIMIC_DEBUG=1`` shows the traceback instead.
 """
 
@@ -14,6 +15,7 @@ import os
 import sys
 
 import mjx_metamimic  # noqa: F401  (sets default XLA flags before anything imports jax)
+from mjx_metamimic.errors import TrainingDiverged
 
 # command -> ("module:function", one-line help). The function takes the remaining argv.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mjx-metamimic {name}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        if os.environ.get("MJX_METAMIMIC_DEBUG"):
+            raise
+        print(f"mjx-metamimic {name}: training stopped: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

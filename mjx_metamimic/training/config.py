@@ -128,6 +128,10 @@ class RunConfig:
     compare across machines; ``max_minutes`` is then only a safety cap."""
     log_every: int = 20
     """Chunks between progress lines and metric rows."""
+    max_nonfinite_updates: int = 100
+    """Stop the run with an error once a learner has skipped this many gradient steps in a
+    row for a NaN or infinite gradient (each such step is skipped and counted in
+    ``train/<learner>/nonfinite_updates``; the parameters stay finite)."""
     eval_every: int = 200
     """Chunks between evaluations on validation demos (0: only at the end)."""
     checkpoint_every: int = 200
@@ -191,6 +195,10 @@ class TrainConfig:
             problems.append("learner.batch_size must be >= 1, updates_per_chunk >= 0")
         if self.demos.num_train < 0:
             problems.append(f"demos.num_train={self.demos.num_train} must be >= 0 (0: all)")
+        if self.run.max_nonfinite_updates < 1:
+            problems.append(
+                f"run.max_nonfinite_updates={self.run.max_nonfinite_updates} must be >= 1"
+            )
         if self.run.eval_train_demos < 0:
             problems.append(f"run.eval_train_demos={self.run.eval_train_demos} must be >= 0")
         if self.run.max_updates < 0 or self.run.max_env_steps < 1:

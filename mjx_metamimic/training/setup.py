@@ -78,14 +78,19 @@ def load_banks(config: TrainConfig) -> dict[str, demos.DemoBank]:
     actions for D4PGfD).
 
     Raises:
+      DemoDatasetError: the dataset was made for another scene, env config, frame size or
+        camera than the run's (each difference named), or is corrupt.
       ValueError: a baseline switch needs data the dataset lacks (privileged actions for
         ``learner.demo_fraction``, per-step states for ``actors.task_reset="curriculum"``).
     """
     d4pgfd = config.demo_batch_size > 0
+    # The dataset must come from this run's scene and env settings (fingerprint, frames).
+    env_config = envs.StackEnvConfig(**env_settings(config))
     try:
         train = demos.load(
             config.demos.path,
             "train",
+            env_config=env_config,
             max_demos=config.demos.num_train or None,
             privileged_actions=d4pgfd,
         )
@@ -100,5 +105,7 @@ def load_banks(config: TrainConfig) -> dict[str, demos.DemoBank]:
         )
     return {
         "train": demos.DemoBank.from_demos(train),
-        "validation": demos.DemoBank.from_demos(demos.load(config.demos.path, "validation")),
+        "validation": demos.DemoBank.from_demos(
+            demos.load(config.demos.path, "validation", env_config=env_config)
+        ),
     }

@@ -24,6 +24,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from rich.console import Console
 
+from mjx_metamimic.agents import nonfinite_counts
+from mjx_metamimic.errors import TrainingDiverged
 from mjx_metamimic.render.video_file import video_suffix
 from mjx_metamimic.training import checkpoints
 from mjx_metamimic.training.config import TrainConfig
@@ -31,6 +33,7 @@ from mjx_metamimic.training.evaluate import Evaluator
 from mjx_metamimic.training.metrics_log import MetricsLog
 from mjx_metamimic.training.plots import learning_curves
 from mjx_metamimic.training.run_dir import (
+    CONFIG_FILE,
     create_run_dir,
     default_run_dir,
     load_run_config,
@@ -182,7 +185,7 @@ class Trainer:
         now = time.perf_counter()
         steps = int(self.seed_state(state, 0).env_steps)
         rate = (steps - last[1]) / max(now - last[0], 1e-9) * len(self.seeds)
-        metrics = jax.device_get(metrics)
+        metrics = jax.device_get({**metrics, **skipped_updates(state.learners)})
         rows = [s.log.write(steps, self.seed_state(metrics, i)) for i, s in enumerate(self.seeds)]
         mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
         shown = "  ".join(f"{k.split('/')[-1]}={mean[k]:.3g}" for k in SHOWN if k in mean)
@@ -197,6 +200,19 @@ class Trainer:
                 extra = {"run/seed": seed.config.run.seed} if self.vmapped else {}
                 self.progress_fn(steps, {**row, **timing, **extra})
         return now, steps
+
+    def _check_finite(self, state) -> None:
+        """Raises ``TrainingDiverged`` once a learner has skipped ``run.max_nonfinite_updates``
+        gradient steps in a row (NaN or infinite gradients); its last checkpoint stays."""
+        limit = self.config.run.max_nonfinite_updates
+        for name, learner in state.learners.items():
+            in_a_row = int(jnp.max(nonfinite_counts(learner)["in_a_row"]))
+            if in_a_row >= limit:
+                raise TrainingDiverged(
+                    f"the {name} learner skipped its last {in_a_row} gradient steps in a row "
+                    f"for NaN or infinite gradients (run.max_nonfinite_updates={limit}); the "
+                    f"checkpoints in {self.run_dir / 'checkpoints'} hold the last saved state"
+                )
 
     def _done(self, state, start: float) -> bool:
         """Whether a budget (minutes, env steps, updates) is spent."""
@@ -231,6 +247,7 @@ class Trainer:
                 if self._done(state, start):
                     break
                 state, metrics = self.chunk(state, self.banks["train"])
+                self._check_finite(state)
         except KeyboardInterrupt:
             self.console.print("[yellow]interrupted[/]: writing a final checkpoint")
         train_seconds = time.perf_counter() - start
@@ -321,6 +338,15 @@ def write_totals(run_dir: Path, state, train_seconds: float) -> dict:
     return totals
 
 
+def skipped_updates(learners: dict) -> dict[str, jax.Array]:
+    """``train/<learner>/nonfinite_updates``: gradient steps each learner skipped so far for
+    a NaN or infinite gradient."""
+    return {
+        f"train/{name}/nonfinite_updates": nonfinite_counts(learner)["total"]
+        for name, learner in learners.items()
+    }
+
+
 def seeded(config: TrainConfig, seed: int) -> TrainConfig:
     """``config`` with ``run.seed`` set to ``seed``."""
     return dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed))
@@ -355,6 +381,11 @@ def train(
       console: where progress lines go (None: quiet).
       progress_fn: see the module docstring.
     """
+    if (config.run.out_dir / CONFIG_FILE).exists():
+        raise ValueError(
+            f"run.out_dir={config.run.out_dir} is itself a run directory: continue it with "
+            f"`train --resume {config.run.out_dir}`, or give another run.out_dir"
+        )
     use_compilation_cache(config)
     run_dir = create_run_dir(run_dir or default_run_dir(config))
     save_config(config, run_dir)
