@@ -27,8 +27,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mjx-metamimic train --config cpu
 
+# Notebooks run at their smoke sizes (MJX_METAMIMIC_SMOKE=1; the tests ignore the variable).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15 --nbmake tests notebooks
+	MJX_METAMIMIC_SMOKE=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=15 --nbmake tests notebooks
 
 wheelhouse: $(STAMP)
 	rm -rf wheelhouse

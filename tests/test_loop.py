@@ -15,7 +15,13 @@ from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.stack import GRIPPER_ACTION, PROPRIO_PARTS
 from mjx_metamimic.replay import ReplayConfig
 from mjx_metamimic.training import build, checkpoints
-from mjx_metamimic.training.config import ActorConfig, LearnerConfig, TrainConfig
+from mjx_metamimic.training.config import (
+    ActorConfig,
+    DemoSpec,
+    LearnerConfig,
+    RunConfig,
+    TrainConfig,
+)
 
 DEMO_STEPS = 24
 NUM_ENVS = 4
@@ -238,6 +244,12 @@ def test_impossible_configs_are_rejected():
             tiny_config(),
             learner=LearnerConfig(),  # pixels network, but the features config has no pixels
         )
+    with pytest.raises(ValueError, match="learner.batch_size=16 exceeds replay.capacity=8"):
+        dataclasses.replace(tiny_config(), replay=ReplayConfig(capacity=8, min_size=4))
+    with pytest.raises(ValueError, match="run.max_updates must be >= 0"):
+        dataclasses.replace(tiny_config(), run=RunConfig(max_updates=-1))
+    with pytest.raises(ValueError, match="demos.num_train=-1"):
+        dataclasses.replace(tiny_config(), demos=DemoSpec(num_train=-1))
 
 
 def test_guided_envs_take_the_goals_gripper_command_and_the_others_the_policys(setup):

@@ -87,6 +87,8 @@ def write_summary(sweep: Sweep, rows: list[dict], path: Path) -> Path:
     finite = {k: v for k, v in means.items() if np.isfinite(v)}
     pick = min if lower_is_better(sweep.metric) else max
     best = pick(finite, key=finite.get) if finite else None
+    if best is not None and list(finite.values()).count(finite[best]) > 1:
+        best = None  # a tie (e.g. every cell at 0) has no best cell
     zero = sweep.metric.replace("/agent/", "/zero/")
     header = ["cell", "seeds", "params", "env steps", "updates", *metrics, f"zero: {sweep.metric}"]
     lines = [
@@ -94,8 +96,9 @@ def write_summary(sweep: Sweep, rows: list[dict], path: Path) -> Path:
         "",
         sweep.description,
         "",
-        f"Mean ± std over seeds of the final evaluation on held-out demos; ★ marks the best "
-        f"cell by `{sweep.metric}` ({'lower' if pick is min else 'higher'} is better).",
+        f"Mean ± std over seeds of the final evaluation (held-out demos; the task policy on "
+        f"fresh layouts); ★ marks the best cell by `{sweep.metric}` "
+        f"({'lower' if pick is min else 'higher'} is better; none on a tie).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
@@ -200,6 +203,8 @@ def plot_chart(sweep: Sweep, rows: list[dict], path: Path) -> Path | None:
         ax.set_xticks(range(len(first.labels)), first.labels)
     else:
         ax.set_xscale("log")
+        ax.set_xticks([float(label) for label in first.labels], first.labels)
+        ax.minorticks_off()
     ax.set_xlabel(first.name)
     ax.set_ylabel(sweep.metric, fontsize=8)
     ax.legend(fontsize=7)

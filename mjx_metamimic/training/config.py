@@ -195,6 +195,11 @@ class TrainConfig:
             problems.append("learner.batch_size must be >= 1, updates_per_chunk >= 0")
         if self.demos.num_train < 0:
             problems.append(f"demos.num_train={self.demos.num_train} must be >= 0 (0: all)")
+        if self.learner.batch_size > self.replay.capacity:
+            problems.append(
+                f"learner.batch_size={self.learner.batch_size} exceeds replay.capacity="
+                f"{self.replay.capacity}"
+            )
         if self.run.max_nonfinite_updates < 1:
             problems.append(
                 f"run.max_nonfinite_updates={self.run.max_nonfinite_updates} must be >= 1"
