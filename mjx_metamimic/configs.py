@@ -19,21 +19,22 @@ class ConfigError(ValueError):
     """A run config file or override that does not fit its dataclass."""
 
 
-def config_names() -> list[str]:
-    """Names of the shipped run configs (train/*.toml)."""
-    return sorted(p.stem for p in data_dir("train").glob("*.toml"))
+def config_names(folder: str = "") -> list[str]:
+    """Names of the shipped TOML files in train/``folder`` (default: the run configs)."""
+    return sorted(p.stem for p in (data_dir("train") / folder).glob("*.toml"))
 
 
-def config_path(name: str) -> Path:
-    """Path of the named config, or of ``name`` itself when it is a .toml file."""
+def config_path(name: str, folder: str = "", what: str = "config") -> Path:
+    """Path of the named TOML file in train/``folder``, or of ``name`` itself when it is a
+    .toml file; ``what`` names the kind of file in errors."""
     path = Path(name)
     if path.suffix == ".toml":
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError(f"{what} file {path} does not exist")
         return path
-    path = data_dir("train") / f"{name}.toml"
+    path = data_dir("train") / folder / f"{name}.toml"
     if not path.is_file():
-        raise ConfigError(f"unknown config {name!r}; available: {config_names()}")
+        raise ConfigError(f"unknown {what} {name!r}; available: {config_names(folder)}")
     return path
 
 

@@ -38,7 +38,6 @@ from typing import Any
 
 from mjx_metamimic import configs
 from mjx_metamimic.configs import ConfigError
-from mjx_metamimic.resources import data_dir
 from mjx_metamimic.training.config import TrainConfig
 
 SCALES = ("smoke", "cpu", "gpu")
@@ -97,20 +96,12 @@ class Sweep:
 
 def spec_names() -> list[str]:
     """Names of the shipped sweep specs (train/experiments/*.toml)."""
-    return sorted(p.stem for p in (data_dir("train") / "experiments").glob("*.toml"))
+    return configs.config_names("experiments")
 
 
 def spec_path(name: str) -> Path:
     """Path of the named spec, or of ``name`` itself when it is a .toml file."""
-    path = Path(name)
-    if path.suffix == ".toml":
-        if not path.is_file():
-            raise ConfigError(f"sweep spec {path} does not exist")
-        return path
-    path = data_dir("train") / "experiments" / f"{name}.toml"
-    if not path.is_file():
-        raise ConfigError(f"unknown sweep spec {name!r}; available: {spec_names()}")
-    return path
+    return configs.config_path(name, "experiments", "sweep spec")
 
 
 def nested(flat: dict[str, Any]) -> dict:
