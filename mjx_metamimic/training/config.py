@@ -131,7 +131,8 @@ class RunConfig:
     max_nonfinite_updates: int = 100
     """Stop the run with an error once a learner has skipped this many gradient steps in a
     row for a NaN or infinite gradient (each such step is skipped and counted in
-    ``train/<learner>/nonfinite_updates``; the parameters stay finite)."""
+    ``train/<learner>/nonfinite_updates``; the parameters stay finite). Checked at every
+    log row (``log_every``)."""
     eval_every: int = 200
     """Chunks between evaluations on validation demos (0: only at the end)."""
     checkpoint_every: int = 200

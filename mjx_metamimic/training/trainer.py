@@ -140,8 +140,14 @@ class Trainer:
         return self.seeds[0].run_dir
 
     def seed_state(self, state, index: int):
-        """The state (or metrics) of seed ``index`` alone."""
+        """The state (or metrics, or any part of them) of seed ``index`` alone."""
         return jax.tree.map(lambda x: x[index], state) if self.vmapped else state
+
+    def counter(self, state, name: str) -> int:
+        """A counter of the state (``env_steps``, ``updates``, ``chunks``): the first seed's,
+        read without copying the rest of the state (all seeds count alike)."""
+        value = getattr(state, name)
+        return int(value[0] if self.vmapped else value)
 
     def initial_state(self, resume: bool):
         """A fresh state, or the latest checkpoint's when resuming.
@@ -183,7 +189,7 @@ class Trainer:
         """Logs a metrics row per seed, prints a progress line (the seeds' mean) and calls
         ``progress_fn``; returns the (time, env steps) of this report."""
         now = time.perf_counter()
-        steps = int(self.seed_state(state, 0).env_steps)
+        steps = self.counter(state, "env_steps")
         rate = (steps - last[1]) / max(now - last[0], 1e-9) * len(self.seeds)
         metrics = jax.device_get({**metrics, **skipped_updates(state.learners)})
         rows = [s.log.write(steps, self.seed_state(metrics, i)) for i, s in enumerate(self.seeds)]
@@ -191,7 +197,7 @@ class Trainer:
         shown = "  ".join(f"{k.split('/')[-1]}={mean[k]:.3g}" for k in SHOWN if k in mean)
         of = f" (mean of {len(rows)} seeds)" if self.vmapped else ""
         self.console.print(
-            f"[{(now - start) / 60:5.1f} min] chunk {int(self.seed_state(state, 0).chunks)} "
+            f"[{(now - start) / 60:5.1f} min] chunk {self.counter(state, 'chunks')} "
             f"env_steps {steps} ({rate:.0f}/s) updates {int(mean['train/updates'])}  {shown}{of}"
         )
         if self.progress_fn is not None:
@@ -203,7 +209,9 @@ class Trainer:
 
     def _check_finite(self, state) -> None:
         """Raises ``TrainingDiverged`` once a learner has skipped ``run.max_nonfinite_updates``
-        gradient steps in a row (NaN or infinite gradients); its last checkpoint stays."""
+        gradient steps in a row (NaN or infinite gradients); its last checkpoint stays.
+        Checked at every log row: skipped steps never reach the parameters, so a later
+        check only costs the time of the chunks in between."""
         limit = self.config.run.max_nonfinite_updates
         for name, learner in state.learners.items():
             in_a_row = int(jnp.max(nonfinite_counts(learner)["in_a_row"]))
@@ -216,11 +224,11 @@ class Trainer:
 
     def _done(self, state, start: float) -> bool:
         """Whether a budget (minutes, env steps, updates) is spent."""
-        cfg, first = self.config.run, self.seed_state(state, 0)
+        cfg = self.config.run
         return (
             (time.perf_counter() - start) / 60 >= cfg.max_minutes
-            or int(first.env_steps) >= cfg.max_env_steps
-            or (cfg.max_updates > 0 and int(first.updates) >= cfg.max_updates)
+            or self.counter(state, "env_steps") >= cfg.max_env_steps
+            or (cfg.max_updates > 0 and self.counter(state, "updates") >= cfg.max_updates)
         )
 
     def run(self, resume: bool = False) -> list[dict[str, float]]:
@@ -237,9 +245,10 @@ class Trainer:
         last = (start, 0)
         try:
             while True:
-                chunk = int(self.seed_state(state, 0).chunks)
+                chunk = self.counter(state, "chunks")
                 if chunk % cfg.log_every == 0:
                     last = self._report(state, metrics, start, last)
+                    self._check_finite(state)
                 if cfg.checkpoint_every and chunk % cfg.checkpoint_every == 0:
                     self.save(state)
                 if cfg.eval_every and chunk % cfg.eval_every == 0:
@@ -247,7 +256,6 @@ class Trainer:
                 if self._done(state, start):
                     break
                 state, metrics = self.chunk(state, self.banks["train"])
-                self._check_finite(state)
         except KeyboardInterrupt:
             self.console.print("[yellow]interrupted[/]: writing a final checkpoint")
         train_seconds = time.perf_counter() - start
@@ -293,7 +301,7 @@ class Trainer:
         bank = bank.take(range(min(self.config.run.eval_train_demos, bank.num_demos)))
         seed = self.seeds[index]
         key = jax.random.PRNGKey(seed.config.run.seed + 2)
-        learners = self.seed_state(state, index).learners
+        learners = self.seed_state(state.learners, index)
         result = self.evaluator(learners, bank, key, policies=("agent",))
         return {k.replace("eval/", "eval_train/", 1): v for k, v in result.items()}
 
@@ -302,19 +310,20 @@ class Trainer:
         baselines); logs the results to its ``eval.csv`` and returns them."""
         results = []
         for i, seed in enumerate(self.seeds):
-            seed_state = self.seed_state(state, i)
+            learners = self.seed_state(state.learners, i)
+            env_steps = self.counter(state, "env_steps")
             key = jax.random.PRNGKey(seed.config.run.seed + 1)
-            result = self.evaluator(seed_state.learners, self.banks["validation"], key)
-            seed.eval_log.write(int(seed_state.env_steps), result)
+            result = self.evaluator(learners, self.banks["validation"], key)
+            seed.eval_log.write(env_steps, result)
             agent = {k.split("/")[-1]: v for k, v in result.items() if k.startswith("eval/agent/")}
             name = f"{seed.run_dir.name} " if self.vmapped else ""
             self.console.print(
-                f"{name}eval @ chunk {int(seed_state.chunks)}: "
+                f"{name}eval @ chunk {self.counter(state, 'chunks')}: "
                 + "  ".join(f"{k}={v:.3g}" for k, v in agent.items() if np.isfinite(v))
             )
             if self.progress_fn is not None:
                 extra = {"run/seed": seed.config.run.seed} if self.vmapped else {}
-                self.progress_fn(int(seed_state.env_steps), {**result, **extra})
+                self.progress_fn(env_steps, {**result, **extra})
             results.append(result)
         return results
 
