@@ -175,10 +175,14 @@ class D4PG:
     Args:
         config: Learner hyper-parameters.
         action_dim: Action size A.
+        axis_name: a mapped axis (``shard_map``/``vmap``) whose members each update on their
+            share of one batch: losses and metrics are means over the whole batch and the
+            gradients are summed across the axis (None: no such axis).
     """
 
-    def __init__(self, config: D4PGConfig, action_dim: int):
+    def __init__(self, config: D4PGConfig, action_dim: int, axis_name: str | None = None):
         self.config = config
+        self.axis_name = axis_name
         self.actor = Actor(config.network, action_dim)
         outputs = config.num_atoms if config.critic == "categorical" else 1
         self.critic = CriticEnsemble(config.network, outputs, config.num_critics)
@@ -193,9 +197,7 @@ class D4PG:
             expected = "a goal" if self.config.goal_conditioned else "no goal"
             raise ValueError(f"learner {self.config.stream!r} expects {expected}")
 
-    def init(
-        self, key: jax.Array, obs: Observation, goal: Observation | None = None
-    ) -> D4PGState:
+    def init(self, key: jax.Array, obs: Observation, goal: Observation | None = None) -> D4PGState:
         """Initialises parameters from example inputs (any leading axes, e.g. one step).
 
         Args:
@@ -263,6 +265,22 @@ class D4PG:
             per_critic = 0.5 * jnp.square(outputs[..., 0] - bootstrap[:, None])  # (B, N)
         return jnp.sum(per_critic, axis=-1)
 
+    def _batch_mean(self, x: jax.Array, weights: jax.Array | None) -> jax.Array:
+        """``weighted_mean`` of ``x`` over the whole batch; along ``axis_name``, this member's
+        term of it (the terms sum to the whole batch's mean)."""
+        if self.axis_name is None:
+            return weighted_mean(x, weights)
+        if weights is None:
+            return jnp.mean(x) / jax.lax.psum(1, self.axis_name)
+        w = weights.reshape(weights.shape + (1,) * (x.ndim - 1))
+        per_sample = x.size // x.shape[0]
+        total = jax.lax.psum(jnp.sum(weights), self.axis_name) * per_sample
+        return jnp.sum(w * x) / jnp.maximum(total, 1e-8)
+
+    def _across_axis(self, tree):
+        """Sums the members' terms (``_batch_mean``s, gradients) along ``axis_name``."""
+        return tree if self.axis_name is None else jax.lax.psum(tree, self.axis_name)
+
     def update(
         self,
         state: D4PGState,
@@ -289,6 +307,7 @@ class D4PG:
         """
         self._check_goal(goal)
         stream = self.config.stream
+        mean = lambda x: self._batch_mean(x, weights)
         returns, discounts = batch.returns[stream], batch.discounts[stream]  # (B,), (B,)
 
         next_action = self._target_action(state, batch.next_obs, next_goal, key)
@@ -299,7 +318,7 @@ class D4PG:
         def critic_loss_fn(critic_params):
             outputs = self.critic.apply(critic_params, batch.obs, goal, batch.action)
             loss = self.critic_losses(outputs, target_outputs, returns, discounts)
-            return weighted_mean(loss, weights), self.values(outputs)[:, 0]
+            return mean(loss), self.values(outputs)[:, 0]
 
         def actor_loss_fn(actor_params):
             actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
@@ -309,7 +328,7 @@ class D4PG:
             loss = jax.vmap(rlax.dpg_loss, in_axes=(0, 0, None))(
                 actions, dqda, self.config.dqda_clip
             )
-            return weighted_mean(loss, weights), dqda
+            return mean(loss), dqda
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
             state.critic_params
@@ -317,6 +336,7 @@ class D4PG:
         (actor_loss, dqda), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
             state.actor_params
         )
+        critic_grads, actor_grads = self._across_axis((critic_grads, actor_grads))
         critic_updates, critic_opt_state = self.critic_optimizer.update(
             critic_grads, state.critic_opt_state
         )
@@ -332,18 +352,18 @@ class D4PG:
             (state.target_actor_params, state.target_critic_params),
             steps,
         )
-        metrics = {
-            "critic_loss": critic_loss,
-            "actor_loss": actor_loss,
-            "q_mean": weighted_mean(q, weights),
-            "target_q_mean": weighted_mean(
-                jnp.min(self.values(target_outputs), axis=-1), weights
-            ),
-            "return_mean": weighted_mean(returns, weights),
-            "critic_grad_norm": optax.tree.norm(critic_grads),
-            "actor_grad_norm": optax.tree.norm(actor_grads),
-            "dqda_norm": weighted_mean(jnp.linalg.norm(dqda, axis=-1), weights),
-        }
+        metrics = self._across_axis(
+            {
+                "critic_loss": critic_loss,
+                "actor_loss": actor_loss,
+                "q_mean": mean(q),
+                "target_q_mean": mean(jnp.min(self.values(target_outputs), axis=-1)),
+                "return_mean": mean(returns),
+                "dqda_norm": mean(jnp.linalg.norm(dqda, axis=-1)),
+            }
+        )
+        metrics["critic_grad_norm"] = optax.tree.norm(critic_grads)
+        metrics["actor_grad_norm"] = optax.tree.norm(actor_grads)
         new_state = state.replace(
             actor_params=actor_params,
             critic_params=critic_params,

@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "demos": "mjx_metamimic.bench.demos_bench",
     "train": "mjx_metamimic.bench.train_bench",
     "sweep": "mjx_metamimic.bench.sweep_bench",
+    "soak": "mjx_metamimic.bench.soak_bench",
     "gpu": "mjx_metamimic.bench.gpu_bench",
 }
 

@@ -154,6 +154,18 @@ class RunConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """Where the run's work goes: a mesh of devices with one data axis (``jax.sharding``)."""
+
+    devices: int = 1
+    """Devices on the data axis (0: all visible). Each device steps ``num_envs / devices``
+    envs and keeps their transitions in its own replay shard; each learner update samples
+    ``batch_size / devices`` transitions from every shard and sums the gradients across
+    devices (parameters replicated). The default stays 1 until ``bench scaling`` on an
+    accelerator box says more pays (docs/benchmarks.md)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a MetaMimic training run needs."""
 
@@ -170,6 +182,7 @@ class TrainConfig:
     learner: LearnerConfig = LearnerConfig()
     replay: ReplayConfig = ReplayConfig()
     run: RunConfig = RunConfig()
+    mesh: MeshConfig = MeshConfig()
 
     def __post_init__(self):
         problems = []
@@ -215,6 +228,7 @@ class TrainConfig:
                 f"{self.replay.capacity}: the learners would never sample"
             )
         problems += self._baseline_problems()
+        problems += self._mesh_problems()
         if problems:
             raise ValueError("impossible config: " + "; ".join(problems))
 
@@ -272,6 +286,22 @@ class TrainConfig:
             )
         if learner.demo_fraction and not learner.train_task:
             problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
+        return problems
+
+    def _mesh_problems(self) -> list[str]:
+        """Device counts the env count or the batch does not split evenly across."""
+        devices = self.mesh.devices
+        if devices < 0:
+            return [f"mesh.devices={devices} must be >= 0 (0: all visible devices)"]
+        problems = []
+        for field, value in (
+            ("actors.num_envs", self.actors.num_envs),
+            ("learner.batch_size", self.learner.batch_size),
+        ):
+            if devices > 1 and value % devices:
+                problems.append(
+                    f"{field}={value} does not split evenly across mesh.devices={devices}"
+                )
         return problems
 
     @property

@@ -4,13 +4,15 @@ import dataclasses
 
 from mjx_metamimic import demos, envs
 from mjx_metamimic.training.config import DemoSpec, TrainConfig
+from mjx_metamimic.training.sharding import per_device_config
 from mjx_metamimic.training.system import MetaMimic
 
 
-def build(config: TrainConfig) -> MetaMimic:
-    """The env and the algorithm's pure functions for ``config``."""
+def build(config: TrainConfig, num_devices: int = 1) -> MetaMimic:
+    """The env and the algorithm's pure functions for ``config``; with ``num_devices`` > 1,
+    one device's share of them, to run on a mesh (``training.sharding``)."""
     env = envs.make("stack", **env_settings(config))
-    return MetaMimic(config, env)
+    return MetaMimic(per_device_config(config, num_devices), env, num_devices)
 
 
 def env_settings(config: TrainConfig) -> dict:

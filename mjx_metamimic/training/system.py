@@ -12,6 +12,10 @@ Baselines (``TrainConfig`` switches, all off by default): task actors on the las
 (task-reward-only D4PG); D4PGfD mixes the demos' transitions with their privileged
 actions into every batch. Transitions the imitation learner must not learn from (task
 actors', demos') carry ``extras["imitation_weight"]`` 0, which weighs its losses.
+
+On a mesh (``training.sharding``) each device runs these functions on its share under
+``shard_map``: ``num_devices`` > 1 makes the learners sum gradients across ``DATA_AXIS``,
+the actors' metrics averages over it, and each device's randomness its own.
 """
 
 import flax.struct
@@ -27,6 +31,8 @@ from mjx_metamimic.replay import NStepReplay, ReplayState, Transition, nstep_bat
 from mjx_metamimic.training.actors import ImitationActor, TaskActor, select_obs, step_extras
 from mjx_metamimic.training.config import TrainConfig
 from mjx_metamimic.training.input_scales import with_input_scales
+
+DATA_AXIS = "data"
 
 
 @flax.struct.dataclass
@@ -77,15 +83,22 @@ class MetaMimic:
     fused ``train_chunk``.
 
     Args:
-      config: the run config.
+      config: the run config; on a mesh, one device's share of it
+        (``sharding.per_device_config``).
       env: the stacking env (with pixels iff ``config.image_size``).
+      num_devices: devices along ``DATA_AXIS`` running these functions together.
     """
 
-    def __init__(self, config: TrainConfig, env: StackEnv):
+    def __init__(self, config: TrainConfig, env: StackEnv, num_devices: int = 1):
         self.config = config
         self.env = env
+        self.num_devices = num_devices
+        axis = DATA_AXIS if num_devices > 1 else None
         self.learners = MultiD4PG(
-            {name: D4PG(c, env.action_size) for name, c in config.learner_configs().items()}
+            {
+                name: D4PG(c, env.action_size, axis_name=axis)
+                for name, c in config.learner_configs().items()
+            }
         )
         self.replay = NStepReplay(config.replay, config.actors.num_envs)
         self.chunk_size = env.step_chunk_size
@@ -176,9 +189,20 @@ class MetaMimic:
             demo_idx=demo_idx,
             t=t,
             key=key,
-            env_steps=state.env_steps + num_envs * self.config.actors.steps_per_chunk,
+            env_steps=state.env_steps
+            + num_envs * self.config.actors.steps_per_chunk * self.num_devices,
         )
-        return state, steps, jax.tree.map(jnp.mean, metrics)
+        return state, steps, self._across_devices(jax.tree.map(jnp.mean, metrics))
+
+    def _device_key(self, key: jax.Array) -> jax.Array:
+        """This device's key on a mesh (the run key folded with its index); else ``key``."""
+        if self.num_devices == 1:
+            return key
+        return jax.random.fold_in(key, jax.lax.axis_index(DATA_AXIS))
+
+    def _across_devices(self, metrics: dict) -> dict:
+        """Per-device means -> means over all devices (equal shares each)."""
+        return metrics if self.num_devices == 1 else jax.lax.pmean(metrics, DATA_AXIS)
 
     # ---------------------------------------------------------------- learners
     def sample_learner_batch(
@@ -237,14 +261,18 @@ class MetaMimic:
     # ------------------------------------------------------------------- chunk
     def train_chunk(self, state: TrainState, bank: DemoBank) -> tuple[TrainState, dict]:
         """Collect K steps per env, store them, then run U learner updates."""
+        run_key = state.key
+        state = state.replace(key=self._device_key(run_key))
         state, steps, actor_metrics = self.collect(state, bank)
         state = state.replace(replay=self.replay.add_sequence(state.replay, steps))
         state, learner_metrics = self.learn(state, bank)
         state = state.replace(chunks=state.chunks + 1)
+        if self.num_devices > 1:  # the stored key stays the same on every device
+            state = state.replace(key=jax.random.split(run_key)[0])
         metrics = {
             **{f"train/{k}": v for k, v in actor_metrics.items()},
             **learner_metrics,
-            "train/replay_size": self.replay.size(state.replay),
+            "train/replay_size": self.replay.size(state.replay) * self.num_devices,
             "train/env_steps": state.env_steps,
             "train/updates": state.updates,
         }
@@ -253,7 +281,7 @@ class MetaMimic:
     def init(self, key: jax.Array, bank: DemoBank) -> TrainState:
         """The initial training state: fresh learners, empty replay, envs on demos."""
         key, key_env, key_learn = jax.random.split(key, 3)
-        env_state, demo_idx = self.reset_envs(bank, key_env)
+        env_state, demo_idx = self.reset_envs(bank, self._device_key(key_env))
         one_obs = select_obs(jax.tree.map(lambda x: x[0], env_state.obs), self.config.obs_keys)
         zero = jnp.zeros((), jnp.int32)
         goal = self.imitation.goal(bank, demo_idx[0], zero) if self.trains_imitation else None

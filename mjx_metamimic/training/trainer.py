@@ -40,6 +40,8 @@ from mjx_metamimic.training.run_dir import (
     save_config,
 )
 from mjx_metamimic.training.setup import build, ensure_demos, load_banks
+from mjx_metamimic.training.sharding import make_mesh, sharded_fns
+from mjx_metamimic.training.sharding import mesh_devices as mesh_devices_of
 from mjx_metamimic.training.video import ImitationVideo
 
 TOTALS_FILE = "totals.json"
@@ -94,6 +96,11 @@ class Trainer:
     Each seed still has its own run directory (its config with ``run.seed``, logs,
     checkpoints, ``eval.json``), so ``eval`` and ``--resume`` work on each.
 
+    With ``mesh.devices`` other than 1 (one seed only), the chunk runs on a mesh of devices
+    (``training.sharding``): envs, replay rows and each batch split across them, the
+    learners replicated. Its state has a one-device run's shapes, so checkpoints resume on
+    any device count.
+
     Args:
       config: the run config.
       run_dirs: an existing run directory (``create_run_dir``) for one run with
@@ -123,12 +130,29 @@ class Trainer:
         ]
         self.console = console or Console(quiet=True)
         self.progress_fn = progress_fn
-        self.algo = build(config)
+        devices = mesh_devices_of(config)
+        if len(devices) > 1 and self.vmapped:
+            raise ValueError(
+                f"mesh.devices={config.mesh.devices} with several seeds in one program: "
+                "run the seeds one after another (vmap_seeds = false) or on one device"
+            )
+        self.algo = build(config, len(devices))
         self.banks = load_banks(config)
         chunk = self.algo.train_chunk
-        self.chunk = jax.jit(
-            jax.vmap(chunk, (0, None)) if self.vmapped else chunk, donate_argnums=0
-        )
+        self.mesh = make_mesh(devices) if len(devices) > 1 else None
+        if self.mesh is not None:
+            self._init, self.chunk = sharded_fns(self.algo, self.mesh)
+            self.console.print(
+                f"mesh: {len(devices)} {devices[0].platform} devices, each with "
+                f"{self.algo.config.actors.num_envs} envs, their replay rows and "
+                f"{self.algo.config.learner.batch_size} transitions of every batch"
+            )
+        else:
+            init = self.algo.init
+            self._init = jax.jit(jax.vmap(init, (0, None)) if self.vmapped else init)
+            self.chunk = jax.jit(
+                jax.vmap(chunk, (0, None)) if self.vmapped else chunk, donate_argnums=0
+            )
         self.evaluator = Evaluator(self.algo)
         video = config.run.video_demos > 0 and self.algo.trains_imitation
         # Built now, so that a bad video size fails before training, not after it.
@@ -143,6 +167,13 @@ class Trainer:
         """The state (or metrics, or any part of them) of seed ``index`` alone."""
         return jax.tree.map(lambda x: x[index], state) if self.vmapped else state
 
+    def seed_learners(self, state, index: int) -> dict:
+        """The learners of seed ``index``, on one device (a mesh replicates them)."""
+        learners = self.seed_state(state.learners, index)
+        if self.mesh is None:
+            return learners
+        return jax.tree.map(lambda x: x.addressable_data(0), learners)
+
     def counter(self, state, name: str) -> int:
         """A counter of the state (``env_steps``, ``updates``, ``chunks``): the first seed's,
         read without copying the rest of the state (all seeds count alike)."""
@@ -156,11 +187,7 @@ class Trainer:
         one entry (eagerly built arrays would compile it a second time).
         """
         keys = jnp.stack([jax.random.PRNGKey(s.config.run.seed) for s in self.seeds])
-        init = self.algo.init
-        if self.vmapped:
-            state = jax.jit(jax.vmap(init, (0, None)))(keys, self.banks["train"])
-        else:
-            state = jax.jit(init)(keys[0], self.banks["train"])
+        state = self._init(keys if self.vmapped else keys[0], self.banks["train"])
         if resume:
             state = self._restore(state)
         return state
@@ -274,7 +301,7 @@ class Trainer:
             if plot is not None:
                 self.console.print(f"learning curves: {plot}")
             if self.video is not None:
-                self.write_video(self.seed_state(state, i), seed.run_dir)
+                self.write_video(self.seed_learners(state, i), seed.run_dir)
         return finals
 
     def save(self, state) -> None:
@@ -283,14 +310,14 @@ class Trainer:
             seed_state = self.seed_state(state, i)
             checkpoints.save(seed.ckpt, int(seed_state.chunks), seed_state)
 
-    def write_video(self, state, run_dir: Path) -> Path:
-        """Renders the imitation policy of one seed's ``state`` beside the first validation
-        demos (``run.video_*``) into ``run_dir``."""
+    def write_video(self, learners: dict, run_dir: Path) -> Path:
+        """Renders the imitation policy of one seed's ``learners`` beside the first
+        validation demos (``run.video_*``) into ``run_dir``."""
         cfg, bank = self.config.run, self.banks["validation"]
         num = min(cfg.video_demos, bank.num_demos)
         path = run_dir / f"imitation{video_suffix()}"
         self.console.print(f"rendering {path.name}: {num} validation demo(s), {cfg.video_size} px")
-        self.video.write(state.learners["imitation"].actor_params, bank, path, num)
+        self.video.write(learners["imitation"].actor_params, bank, path, num)
         self.console.print(f"video: {path}")
         return path
 
@@ -301,7 +328,7 @@ class Trainer:
         bank = bank.take(range(min(self.config.run.eval_train_demos, bank.num_demos)))
         seed = self.seeds[index]
         key = jax.random.PRNGKey(seed.config.run.seed + 2)
-        learners = self.seed_state(state.learners, index)
+        learners = self.seed_learners(state, index)
         result = self.evaluator(learners, bank, key, policies=("agent",))
         return {k.replace("eval/", "eval_train/", 1): v for k, v in result.items()}
 
@@ -310,7 +337,7 @@ class Trainer:
         baselines); logs the results to its ``eval.csv`` and returns them."""
         results = []
         for i, seed in enumerate(self.seeds):
-            learners = self.seed_state(state.learners, i)
+            learners = self.seed_learners(state, i)
             env_steps = self.counter(state, "env_steps")
             key = jax.random.PRNGKey(seed.config.run.seed + 1)
             result = self.evaluator(learners, self.banks["validation"], key)
@@ -406,10 +433,20 @@ def train(
 
 
 def resume(
-    run_dir: Path, console: Console | None = None, progress_fn: ProgressFn | None = None
+    run_dir: Path,
+    console: Console | None = None,
+    progress_fn: ProgressFn | None = None,
+    mesh_devices: int | None = None,
 ) -> TrainResult:
-    """Continues the run in ``run_dir`` from its latest checkpoint, with its own config."""
+    """Continues the run in ``run_dir`` from its latest checkpoint, with its own config;
+    ``mesh_devices`` moves it to that many devices (recorded in its ``config.json``)."""
     config = load_run_config(run_dir)
+    if mesh_devices is not None and mesh_devices != config.mesh.devices:
+        config = dataclasses.replace(
+            config, mesh=dataclasses.replace(config.mesh, devices=mesh_devices)
+        )
+        mesh_devices_of(config)  # refuse a count this machine cannot give before saving it
+        save_config(config, run_dir)
     use_compilation_cache(config)
     ensure_demos(config, console)
     (final,) = Trainer(config, run_dir, console, progress_fn).run(resume=True)

@@ -1,0 +1,135 @@
+"""The training mesh: how a config splits across devices, the learners' gradient sums, and
+(in a process of its own with 4 forced host devices, ``tests/mesh_checks.py``) the chunk
+on 4 devices against the same split on one device, and checkpoints moving between device
+counts."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mjx_metamimic  # noqa: F401  (default XLA flags before jax use)
+from mjx_metamimic import configs
+from mjx_metamimic.agents import D4PG, D4PGConfig
+from mjx_metamimic.cli import main as cli_main
+from mjx_metamimic.networks import NetworkConfig
+from mjx_metamimic.replay import NStepBatch, NStepReplay
+from mjx_metamimic.training import TrainConfig
+from mjx_metamimic.training.sharding import mesh_devices, per_device_config
+
+MESH_CHECKS = Path(__file__).parent / "mesh_checks.py"
+
+
+def features_on(devices: int, **overrides) -> TrainConfig:
+    """The shipped ``features`` config on ``devices`` devices."""
+    base = configs.load(TrainConfig, "features")
+    return configs.from_dict(TrainConfig, {"mesh": {"devices": devices}, **overrides}, base=base)
+
+
+def test_each_device_gets_an_equal_share_of_envs_batch_and_replay():
+    config = features_on(4)
+    local = per_device_config(config, 4)
+    assert (local.actors.num_envs, local.learner.batch_size) == (8, 64)
+    assert local.actors.gripper_guided_fraction == config.actors.gripper_guided_fraction
+    whole = NStepReplay(config.replay, config.actors.num_envs)
+    part = NStepReplay(local.replay, local.actors.num_envs)
+    # The same steps per env row, and learning starts at the same fill level.
+    assert (part.time_length, part.min_time_length) == (whole.time_length, whole.min_time_length)
+    assert local.replay.capacity * 4 == whole.time_length * config.actors.num_envs
+    assert per_device_config(config, 1) is config
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"actors": {"num_envs": 30}}, "actors.num_envs=30 does not split evenly"),
+        ({"learner": {"batch_size": 250}}, "learner.batch_size=250 does not split evenly"),
+        ({"mesh": {"devices": -1}}, "mesh.devices=-1 must be >= 0"),
+    ],
+)
+def test_counts_that_do_not_split_are_config_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        configs.from_dict(TrainConfig, {"mesh": {"devices": 4}} | overrides)
+
+
+def test_an_uneven_split_of_actor_kinds_is_refused():
+    # 9 task envs of 36 would be 2.25 per device.
+    config = features_on(
+        4, actors={"num_envs": 36, "task_fraction": 0.25}, learner={"train_task": True}
+    )
+    with pytest.raises(ValueError, match="task-actor envs"):
+        per_device_config(config, 4)
+
+
+def test_more_devices_than_visible_is_refused_with_the_cpu_hint(capsys):
+    visible = len(jax.devices())
+    with pytest.raises(ValueError, match=f"mesh.devices={visible + 1} but {visible} cpu"):
+        mesh_devices(features_on(visible + 1, actors={"num_envs": 32 * (visible + 1)}))
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["train", "--config", "features", "--mesh.devices", "3"])
+    assert exit_.value.code == 2
+    assert "across mesh.devices=3" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gradient_sums_across_the_axis_equal_the_whole_batch_update(weighted):
+    """4 members each updating on a quarter of a batch, summing along the axis, take the
+    step the whole batch takes on one learner (no target noise: it is drawn per member)."""
+    config = D4PGConfig(
+        stream="r",
+        network=NetworkConfig(inputs="features", torso_hidden=(32,), head_hidden=(32,)),
+        critic="scalar",
+        num_critics=2,
+    )
+    whole, split = D4PG(config, 2), D4PG(config, 2, axis_name="data")
+    state = whole.init(jax.random.key(0), {"proprio": jnp.zeros(3)})
+    keys = jax.random.split(jax.random.key(1), 4)
+    obs = {"proprio": jax.random.normal(keys[0], (16, 3))}
+    batch = NStepBatch(
+        obs=obs,
+        action=jax.random.uniform(keys[1], (16, 2), minval=-1, maxval=1),
+        extras={},
+        returns={"r": jax.random.normal(keys[2], (16,))},
+        discounts={"r": jnp.full((16,), 0.9)},
+        next_obs=obs,
+        next_extras={},
+    )
+    weights = jnp.arange(16.0) % 3 if weighted else None  # some samples weigh 0
+    expected, expected_metrics = jax.jit(whole.update)(state, batch, weights=weights)
+
+    quarters = jax.tree.map(lambda x: x.reshape(4, 4, *x.shape[1:]), (batch, weights))
+    update = jax.vmap(split.update, (None, 0, None, None, 0), axis_name="data")
+    states, metrics = jax.jit(update)(state, *quarters[:1], None, None, quarters[1])
+    for a, b in zip(jax.tree.leaves(states), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a[0], b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a[3], b, rtol=1e-5, atol=1e-6)  # every member alike
+    for name, value in expected_metrics.items():
+        np.testing.assert_allclose(metrics[name][0], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_four_devices_equal_one_and_checkpoints_move_between_counts(recorded_demos, tmp_path):
+    """``tests/mesh_checks.py`` in a process with 4 forced host devices (``features`` and a
+    tiny pixel config; checkpoints 4 -> 1 and 1 -> 4 devices)."""
+    env = {**os.environ, "XLA_FLAGS": ""}
+    result = subprocess.run(
+        [sys.executable, str(MESH_CHECKS), str(recorded_demos), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "mesh checks passed" in result.stdout
+
+
+def test_per_device_config_keeps_the_run_fields():
+    config = features_on(2, run={"max_updates": 7})
+    local = per_device_config(config, 2)
+    assert local.run == config.run and local.learner.network == config.learner.network
+    assert dataclasses.replace(local, mesh=config.mesh).mesh.devices == 2
