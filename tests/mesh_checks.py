@@ -17,6 +17,7 @@ os.environ["XLA_FLAGS"] = (
 )
 
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from mjx_metamimic import configs  # noqa: E402
+from mjx_metamimic.bench import scaling_bench  # noqa: E402
 from mjx_metamimic.training import TrainConfig, Trainer, build, load_banks, sharding  # noqa: E402
 from mjx_metamimic.training.config import DemoSpec  # noqa: E402
 from mjx_metamimic.training.run_dir import create_run_dir, save_config  # noqa: E402
@@ -138,6 +140,17 @@ def check_checkpoints_move(demos: Path, out: Path) -> None:
         print(f"checkpoint: {saved_on} device(s) -> {resumed_on} device(s)")
 
 
+def check_scaling_bench(out: Path) -> None:
+    """``bench scaling`` at tiny sizes: a row per device count, ratios against 1 device."""
+    path = out / "scaling.json"
+    scaling_bench.main(["--devices", "1", "4", "--num-envs", "8", "--replay-capacity", "400",
+                        "--seconds", "0.1", "--rounds", "1", "--out", str(path)])  # fmt: skip
+    rows = json.loads(path.read_text())["rows"]
+    assert [row["devices"] for row in rows] == [1, 4] and rows[0]["env_steps_ratio"] == 1.0
+    assert all(row["updates_per_s"] > 0 and row["num_envs"] == 8 for row in rows)
+    print("bench scaling: 1 and 4 devices")
+
+
 def main(demos: Path, out: Path) -> None:
     """Runs every check; an AssertionError fails the calling test."""
     assert len(jax.devices()) == DEVICES, jax.devices()
@@ -152,6 +165,7 @@ def main(demos: Path, out: Path) -> None:
     check_equivalence(tiny("cpu", demos, out, DEVICES, learner={
         "batch_size": 16, "updates_per_chunk": 2, **pixels}))  # fmt: skip
     check_checkpoints_move(demos, out)
+    check_scaling_bench(out)
     print("mesh checks passed")
 
 

@@ -4,7 +4,9 @@ on 4 devices against the same split on one device, and checkpoints moving betwee
 counts."""
 
 import dataclasses
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ from mjx_metamimic.training import TrainConfig
 from mjx_metamimic.training.sharding import mesh_devices, per_device_config
 
 MESH_CHECKS = Path(__file__).parent / "mesh_checks.py"
+CLI = "import sys; from mjx_metamimic.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def features_on(devices: int, **overrides) -> TrainConfig:
@@ -133,3 +136,51 @@ def test_per_device_config_keeps_the_run_fields():
     local = per_device_config(config, 2)
     assert local.run == config.run and local.learner.network == config.learner.network
     assert dataclasses.replace(local, mesh=config.mesh).mesh.devices == 2
+
+
+def test_two_processes_train_one_run_and_resume_it(recorded_demos, tmp_path):
+    """Two processes (2 forced host devices each) joined by ``JAX_COORDINATOR_ADDRESS``
+    train one run on a 4-device mesh: process 0 writes the run directory, process 1 its
+    own logs under ``process-1/``, both write the checkpoints; then both resume it."""
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    options = [
+        "--config", "features", "--mesh.devices", "0", "--demos.path", str(recorded_demos),
+        "--demos.num", "40", "--demos.image-size", "16", "--demos.settle-steps", "10",
+        "--actors.num-envs", "8", "--learner.batch-size", "16",
+        "--learner.updates-per-chunk", "2", "--replay.capacity", "2000",
+        "--replay.min-size", "80", "--run.max-updates", "6", "--run.log-every", "1",
+        "--run.checkpoint-every", "2", "--run.video-demos", "0",
+        "--run.out-dir", str(tmp_path), "--run.no-compilation-cache",
+    ]  # fmt: skip
+
+    def run_both(argv: list[str], port: int) -> list[subprocess.CompletedProcess]:
+        launched = []
+        for index in range(2):
+            env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+                   "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
+                   "JAX_PROCESS_ID": str(index)}  # fmt: skip
+            command = [sys.executable, "-c", CLI, "train", *argv]
+            launched.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, text=True))  # fmt: skip
+        outputs = [p.communicate(timeout=600)[0] for p in launched]
+        for p, out in zip(launched, outputs, strict=True):
+            assert p.returncode == 0, out[-3000:]
+        return outputs
+
+    outputs = run_both(options, port)
+    assert "mesh: 4 cpu devices" in outputs[0]
+    (run_dir,) = [d for d in tmp_path.iterdir() if d.name.startswith("features-")]
+    assert {"config.json", "metrics.csv", "eval.json", "totals.json"} <= {
+        f.name for f in run_dir.iterdir()
+    }
+    assert (run_dir / "process-1" / "metrics.csv").exists()
+    assert not (run_dir / "process-1" / "config.json").exists()
+    totals = json.loads((run_dir / "totals.json").read_text())
+    assert totals["updates"] == 6
+    run_both(["--resume", str(run_dir)], port + 1 if port < 65535 else port - 1)
+    steps = np.loadtxt(run_dir / "metrics.csv", delimiter=",", skiprows=1, usecols=0)
+    assert np.all(np.diff(steps) > 0)
+    assert steps[-1] == json.loads((run_dir / "totals.json").read_text())["env_steps"]
+    assert steps[-1] == totals["env_steps"] + 80  # one more chunk of 8 envs x 10 steps

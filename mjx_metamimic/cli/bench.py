@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "mjx_metamimic.bench.train_bench",
     "sweep": "mjx_metamimic.bench.sweep_bench",
     "soak": "mjx_metamimic.bench.soak_bench",
+    "scaling": "mjx_metamimic.bench.scaling_bench",
     "gpu": "mjx_metamimic.bench.gpu_bench",
 }
 

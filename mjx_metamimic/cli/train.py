@@ -16,7 +16,7 @@ import tyro
 from rich.console import Console
 
 from mjx_metamimic import configs, training
-from mjx_metamimic.training import TrainConfig
+from mjx_metamimic.training import TrainConfig, distributed
 
 
 def parse(argv: list[str]) -> tuple[TrainConfig | None, Path | None, int | None]:
@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
     """Runs ``mjx-metamimic train``."""
     console = Console()
     config, resume_dir, devices = parse(argv)
+    distributed.initialize_from_env()  # several processes: JAX_COORDINATOR_ADDRESS, SLURM
     if resume_dir is not None:
         console.print(f"[bold]resuming[/] {resume_dir}")
         training.resume(resume_dir, console, mesh_devices=devices)

@@ -178,7 +178,9 @@ class StackEnv(Env):
     def __init__(self, config: StackEnvConfig = StackEnvConfig()):
         self.config = config
         self.mj_model: mujoco.MjModel = load_model(config.scene)
-        self.mjx_model: mjx.Model = mjx.put_model(self.mj_model)
+        # This process's own device: another process's (a multi-process run) is not addressable.
+        self.device = jax.local_devices()[0]
+        self.mjx_model: mjx.Model = mjx.put_model(self.mj_model, device=self.device)
         self.ids = SceneIds.from_model(self.mj_model)
         self.renderer = None
         if config.image_size:
@@ -196,7 +198,7 @@ class StackEnv(Env):
         self.n_substeps = int(round(n_substeps))
         self._c_stepper = None
         if config.physics_impl == "c":
-            template = mjx.make_data(self.mjx_model)
+            template = mjx.make_data(self.mjx_model, device=self.device)
             shapes = {n: getattr(template, n).shape for n in STATE_FIELDS + KINEMATICS_FIELDS}
             self._c_stepper = BatchStepper(self.mj_model, self.n_substeps, shapes)
         if config.gripper_open >= self.ids.finger_range.min():
@@ -260,7 +262,7 @@ class StackEnv(Env):
 
     def reset_to(self, rng: jax.Array, sim_state: SimState) -> State:
         """Starts an episode from a saved simulator state (e.g. a demo's first step)."""
-        data = mjx.make_data(self.mjx_model).replace(
+        data = mjx.make_data(self.mjx_model, device=self.device).replace(
             qpos=sim_state.qpos,
             qvel=sim_state.qvel,
             act=sim_state.act,

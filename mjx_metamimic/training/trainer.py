@@ -27,7 +27,7 @@ from rich.console import Console
 from mjx_metamimic.agents import nonfinite_counts
 from mjx_metamimic.errors import TrainingDiverged
 from mjx_metamimic.render.video_file import video_suffix
-from mjx_metamimic.training import checkpoints
+from mjx_metamimic.training import checkpoints, distributed
 from mjx_metamimic.training.config import TrainConfig
 from mjx_metamimic.training.evaluate import Evaluator
 from mjx_metamimic.training.metrics_log import MetricsLog
@@ -76,15 +76,14 @@ class SeedRun:
 
     @classmethod
     def open(cls, config: TrainConfig, run_dir: Path) -> "SeedRun":
-        """Opens the logs and checkpoints of ``run_dir`` (an existing run directory)."""
+        """Opens the logs and checkpoints of ``run_dir`` (an existing run directory); a
+        process other than 0 of a multi-process run keeps its files in ``process-<i>/``."""
         run_dir = Path(run_dir)
-        return cls(
-            config,
-            run_dir,
-            MetricsLog(run_dir),
-            MetricsLog(run_dir, "eval"),
-            checkpoints.manager(run_dir),
-        )
+        ckpt = checkpoints.manager(run_dir)  # written by all processes together
+        if not distributed.is_primary():
+            run_dir = run_dir / f"process-{jax.process_index()}"
+            run_dir.mkdir(exist_ok=True)
+        return cls(config, run_dir, MetricsLog(run_dir), MetricsLog(run_dir, "eval"), ckpt)
 
 
 class Trainer:
@@ -128,7 +127,8 @@ class Trainer:
         self.seeds = [
             SeedRun.open(seeded(config, seed), run_dir) for seed, run_dir in run_dirs.items()
         ]
-        self.console = console or Console(quiet=True)
+        self.console = console if console is not None and distributed.is_primary() else None
+        self.console = self.console or Console(quiet=True)
         self.progress_fn = progress_fn
         devices = mesh_devices_of(config)
         if len(devices) > 1 and self.vmapped:
@@ -141,7 +141,10 @@ class Trainer:
         chunk = self.algo.train_chunk
         self.mesh = make_mesh(devices) if len(devices) > 1 else None
         if self.mesh is not None:
-            self._init, self.chunk = sharded_fns(self.algo, self.mesh)
+            init, self.chunk = sharded_fns(self.algo, self.mesh)
+            self._init = lambda key, bank: init(distributed.replicated(key, self.mesh), bank)
+            # Every process holds the demos; the mesh's programs take them as one array.
+            self.banks["train"] = distributed.replicated(self.banks["train"], self.mesh)
             self.console.print(
                 f"mesh: {len(devices)} {devices[0].platform} devices, each with "
                 f"{self.algo.config.actors.num_envs} envs, their replay rows and "
@@ -269,7 +272,7 @@ class Trainer:
         jax.block_until_ready(metrics)
         self.console.print(f"compiled in {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()
-        last = (start, 0)
+        last = (start, self.counter(state, "env_steps"))
         try:
             while True:
                 chunk = self.counter(state, "chunks")
@@ -280,7 +283,7 @@ class Trainer:
                     self.save(state)
                 if cfg.eval_every and chunk % cfg.eval_every == 0:
                     self.evaluate(state)
-                if self._done(state, start):
+                if distributed.agree(self._done(state, start)):
                     break
                 state, metrics = self.chunk(state, self.banks["train"])
         except KeyboardInterrupt:
@@ -300,7 +303,7 @@ class Trainer:
             plot = learning_curves(seed.log.read(), seed.run_dir / "learning_curves.png")
             if plot is not None:
                 self.console.print(f"learning curves: {plot}")
-            if self.video is not None:
+            if self.video is not None and distributed.is_primary():
                 self.write_video(self.seed_learners(state, i), seed.run_dir)
         return finals
 
@@ -423,11 +426,14 @@ def train(
             f"`train --resume {config.run.out_dir}`, or give another run.out_dir"
         )
     use_compilation_cache(config)
-    run_dir = create_run_dir(run_dir or default_run_dir(config))
-    save_config(config, run_dir)
-    if console is not None:
-        console.print(f"[bold]run directory[/] {run_dir}")
-    ensure_demos(config, console)
+    if distributed.is_primary():
+        run_dir = create_run_dir(run_dir or default_run_dir(config))
+        save_config(config, run_dir)
+        if console is not None:
+            console.print(f"[bold]run directory[/] {run_dir}")
+        ensure_demos(config, console)
+    run_dir = distributed.shared_path(run_dir or Path())
+    distributed.barrier("run directory and demos ready")
     (final,) = Trainer(config, run_dir, console, progress_fn).run()
     return TrainResult(run_dir, final)
 
@@ -446,8 +452,11 @@ def resume(
             config, mesh=dataclasses.replace(config.mesh, devices=mesh_devices)
         )
         mesh_devices_of(config)  # refuse a count this machine cannot give before saving it
-        save_config(config, run_dir)
+        if distributed.is_primary():
+            save_config(config, run_dir)
     use_compilation_cache(config)
-    ensure_demos(config, console)
+    if distributed.is_primary():
+        ensure_demos(config, console)
+    distributed.barrier("demos ready")
     (final,) = Trainer(config, run_dir, console, progress_fn).run(resume=True)
     return TrainResult(Path(run_dir), final)
