@@ -22,7 +22,7 @@ from mjx_metamimic.agents import D4PG, D4PGConfig
 from mjx_metamimic.cli import main as cli_main
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.replay import NStepBatch, NStepReplay
-from mjx_metamimic.training import TrainConfig
+from mjx_metamimic.training import TrainConfig, distributed
 from mjx_metamimic.training.sharding import mesh_devices, per_device_config
 
 MESH_CHECKS = Path(__file__).parent / "mesh_checks.py"
@@ -184,3 +184,11 @@ def test_two_processes_train_one_run_and_resume_it(recorded_demos, tmp_path):
     assert np.all(np.diff(steps) > 0)
     assert steps[-1] == json.loads((run_dir / "totals.json").read_text())["env_steps"]
     assert steps[-1] == totals["env_steps"] + 80  # one more chunk of 8 envs x 10 steps
+
+
+def test_a_coordinator_without_process_count_and_index_is_named(monkeypatch):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "localhost:1234")
+    monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+    monkeypatch.setenv("JAX_PROCESS_ID", "0")
+    with pytest.raises(ValueError, match="JAX_COORDINATOR_ADDRESS is set but JAX_NUM_PROCESSES"):
+        distributed.initialize_from_env()

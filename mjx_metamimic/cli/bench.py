@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "sweep": "mjx_metamimic.bench.sweep_bench",
     "soak": "mjx_metamimic.bench.soak_bench",
     "scaling": "mjx_metamimic.bench.scaling_bench",
+    "memory": "mjx_metamimic.bench.memory_bench",
     "gpu": "mjx_metamimic.bench.gpu_bench",
 }
 

@@ -20,9 +20,10 @@ from rich.console import Console
 from mjx_metamimic.sweeps.report import seed_dir, write_reports
 from mjx_metamimic.sweeps.spec import Cell, Sweep
 from mjx_metamimic.training import checkpoints
+from mjx_metamimic.training.launch import use_compilation_cache
 from mjx_metamimic.training.run_dir import CONFIG_FILE, save_config
 from mjx_metamimic.training.setup import ensure_demos
-from mjx_metamimic.training.trainer import Trainer, seeded, use_compilation_cache
+from mjx_metamimic.training.trainer import Trainer, seeded
 
 SPEC_FILE = "spec.json"
 

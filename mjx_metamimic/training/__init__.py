@@ -9,10 +9,11 @@ pure functions (``MetaMimic``) for custom loops.
 from mjx_metamimic import configs
 from mjx_metamimic.training.config import TrainConfig
 from mjx_metamimic.training.evaluate import Evaluator
+from mjx_metamimic.training.launch import resume, train
 from mjx_metamimic.training.run_dir import load_run_config
 from mjx_metamimic.training.setup import build, ensure_demos, load_banks
 from mjx_metamimic.training.system import MetaMimic, TrainState
-from mjx_metamimic.training.trainer import Trainer, TrainResult, resume, train
+from mjx_metamimic.training.trainer import Trainer, TrainResult
 
 
 def load_config(name: str, **overrides) -> TrainConfig:
