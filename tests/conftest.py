@@ -4,6 +4,8 @@ fixtures shared by several test files."""
 import dataclasses
 import fcntl
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,23 @@ def tiny_features(recorded_demos):
         return configs.from_dict(TrainConfig, overrides, base=base)
 
     return make
+
+
+@pytest.fixture
+def run_mesh_checks():
+    """Runs ``tests/mesh_checks.py WHICH DEMOS OUT`` in a process of its own with 4 forced
+    host devices (JAX fixes its device count when it starts) and asserts it passed."""
+
+    def run(which: str, demos: Path, out: Path) -> None:
+        script = Path(__file__).parent / "mesh_checks.py"
+        result = subprocess.run(
+            [sys.executable, str(script), which, str(demos), str(out)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "XLA_FLAGS": ""},
+            timeout=900,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "mesh checks passed" in result.stdout
+
+    return run

@@ -1,13 +1,13 @@
 """Checks of the training mesh on 4 forced host devices, run as a script in its own process
 (``tests/test_sharding.py``): the device count is fixed when JAX starts.
 
-  python tests/mesh_checks.py DEMOS_DIR OUT_DIR
+  python tests/mesh_checks.py {equivalence|checkpoints} DEMOS_DIR OUT_DIR
 
 1. ``features`` and a tiny pixel config: the chunk on 4 devices (``shard_map``) equals the
    same 4-way split computed on one device (``vmap`` with the axis name), state and
    metrics, after several chunks with learning; the learners stay identical on every device.
 2. Checkpoints move: a 4-device run's checkpoint resumes on 1 device and a 1-device run's
-   on 4, to the same state, and both go on training.
+   on 4, to the same state, and both go on training; and ``bench scaling`` runs.
 """
 
 import os
@@ -151,23 +151,26 @@ def check_scaling_bench(out: Path) -> None:
     print("bench scaling: 1 and 4 devices")
 
 
-def main(demos: Path, out: Path) -> None:
-    """Runs every check; an AssertionError fails the calling test."""
+def main(which: str, demos: Path, out: Path) -> None:
+    """Runs the ``which`` checks; an AssertionError fails the calling test."""
     assert len(jax.devices()) == DEVICES, jax.devices()
-    # Both directions of the checkpoint check build the same two programs: compile once.
-    jax.config.update("jax_compilation_cache_dir", str(out / "jax-cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    check_equivalence(tiny("features", demos, out, DEVICES))
-    # No norm layer: a conv bias in front of one has no gradient, and Adam scales the float
-    # noise standing in for it to full steps, which differ between any two summation orders.
-    pixels = {"network": {"inputs": "pixels", "torso": "tiny", "norm": "none",
-                          "torso_hidden": [16], "head_hidden": [16]}}  # fmt: skip
-    check_equivalence(tiny("cpu", demos, out, DEVICES, learner={
-        "batch_size": 16, "updates_per_chunk": 2, **pixels}))  # fmt: skip
-    check_checkpoints_move(demos, out)
-    check_scaling_bench(out)
+    if which == "equivalence":
+        check_equivalence(tiny("features", demos, out, DEVICES))
+        # No norm layer: a conv bias in front of one has no gradient, and Adam scales the
+        # float noise standing in for it to full steps, which differ between any two
+        # summation orders.
+        pixels = {"network": {"inputs": "pixels", "torso": "tiny", "norm": "none",
+                              "torso_hidden": [16], "head_hidden": [16]}}  # fmt: skip
+        learner = {"batch_size": 16, "updates_per_chunk": 2, **pixels}
+        check_equivalence(tiny("cpu", demos, out, DEVICES, learner=learner))
+    else:
+        # Both directions build the same two programs: compile them once.
+        jax.config.update("jax_compilation_cache_dir", str(out / "jax-cache"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        check_checkpoints_move(demos, out)
+        check_scaling_bench(out)
     print("mesh checks passed")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +24,6 @@ from mjx_metamimic.replay import NStepBatch, NStepReplay
 from mjx_metamimic.training import TrainConfig, distributed
 from mjx_metamimic.training.sharding import mesh_devices, per_device_config
 
-MESH_CHECKS = Path(__file__).parent / "mesh_checks.py"
 CLI = "import sys; from mjx_metamimic.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -116,19 +114,10 @@ def test_gradient_sums_across_the_axis_equal_the_whole_batch_update(weighted):
         np.testing.assert_allclose(metrics[name][0], value, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_four_devices_equal_one_and_checkpoints_move_between_counts(recorded_demos, tmp_path):
-    """``tests/mesh_checks.py`` in a process with 4 forced host devices (``features`` and a
-    tiny pixel config; checkpoints 4 -> 1 and 1 -> 4 devices)."""
-    env = {**os.environ, "XLA_FLAGS": ""}
-    result = subprocess.run(
-        [sys.executable, str(MESH_CHECKS), str(recorded_demos), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "mesh checks passed" in result.stdout
+def test_checkpoints_move_between_device_counts(run_mesh_checks, recorded_demos, tmp_path):
+    """``tests/mesh_checks.py checkpoints`` with 4 forced host devices: checkpoints 4 -> 1
+    and 1 -> 4 devices restore exactly and train on; ``bench scaling`` at tiny size."""
+    run_mesh_checks("checkpoints", recorded_demos, tmp_path)
 
 
 def test_per_device_config_keeps_the_run_fields():
