@@ -181,3 +181,15 @@ def test_a_coordinator_without_process_count_and_index_is_named(monkeypatch):
     monkeypatch.setenv("JAX_PROCESS_ID", "0")
     with pytest.raises(ValueError, match="JAX_COORDINATOR_ADDRESS is set but JAX_NUM_PROCESSES"):
         distributed.initialize_from_env()
+
+
+def test_bench_memory_splits_the_replay_across_devices(tmp_path):
+    from mjx_metamimic.bench import memory_bench
+
+    out = tmp_path / "memory.json"
+    memory_bench.main(["--config", "features", "--devices", "1", "2", "--no-update-memory",
+                       "--out", str(out)])  # fmt: skip
+    one, two = json.loads(out.read_text())["rows"]
+    assert (one["envs"], two["envs"], two["batch"]) == (32, 16, 128)
+    np.testing.assert_allclose(two["replay_gib"] * 2, one["replay_gib"], rtol=1e-3)
+    assert two["learners_gib"] == one["learners_gib"] > 0
