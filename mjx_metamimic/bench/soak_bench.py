@@ -6,13 +6,19 @@ size. Memory should be flat once the replay is allocated and every program compi
 report fits a line to the samples after ``--warmup-minutes`` and gives its slope in MiB per
 hour, beside the run directory's growth over the same span (checkpoints are kept by
 retention, logs grow by a row per ``log_every`` chunks).
+
+``--probe chunks|saves|logs`` instead repeats one part of a run in this process (training
+chunks, checkpoint saves, progress rows) and samples resident memory after each round:
+which part a growth comes from.
 """
 
 import dataclasses
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import tyro
@@ -38,6 +44,10 @@ class SoakArgs:
     """More ``mjx-metamimic train`` options, e.g. ``--train-args --run.seed 1``."""
     out: str = "bench_results/soak.json"
     """Where to write the samples and the slope."""
+    probe: Literal["chunks", "saves", "logs"] | None = None
+    """Repeat one part of a run in this process instead (see the module docstring)."""
+    rounds: int = 8
+    """Rounds of a probe (150 chunks, 5 saves or 200 progress rows each)."""
 
 
 def resident_mib(pid: int) -> float:
@@ -65,9 +75,48 @@ def slope_per_hour(minutes: np.ndarray, values: np.ndarray) -> float:
     return float(np.polyfit(minutes, values, 1)[0] * 60.0)
 
 
+def probe(args: SoakArgs) -> list[float]:
+    """Resident MiB after warm-up and after each round of ``args.probe``."""
+    import jax
+
+    from mjx_metamimic.training import Trainer, load_config
+    from mjx_metamimic.training.run_dir import create_run_dir, save_config
+
+    config = load_config(args.config, run={"out_dir": args.out_dir, "video_demos": 0})
+    run_dir = create_run_dir(Path(args.out_dir) / f"probe-{args.probe}")
+    save_config(config, run_dir)
+    trainer = Trainer(config, run_dir)
+    state, bank = trainer.initial_state(resume=False), trainer.banks["train"]
+    for _ in range(50):
+        state, metrics = trainer.chunk(state, bank)
+    jax.block_until_ready(state)
+    samples = [resident_mib(os.getpid())]
+    for _ in range(args.rounds):
+        if args.probe == "chunks":
+            for _ in range(150):
+                state, metrics = trainer.chunk(state, bank)
+            jax.block_until_ready(state)
+        elif args.probe == "saves":
+            for _ in range(5):
+                state = state.replace(chunks=state.chunks + 1)
+                trainer.save(state)
+        else:
+            for _ in range(200):
+                now = time.perf_counter()
+                trainer._report(state, metrics, now - 1.0, (now - 2.0, 0))
+        samples.append(resident_mib(os.getpid()))
+        print(f"  {args.probe} round {len(samples) - 1}: rss {samples[-1]:8.1f} MiB", flush=True)
+    return samples
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Runs the soak and writes ``--out``."""
+    """Runs the soak (or a probe) and writes ``--out``."""
     args = tyro.cli(SoakArgs, args=argv)
+    if args.probe is not None:
+        samples = probe(args)
+        write_json(args.out, {"probe": args.probe, "rss_mib": samples})
+        print(f"probe {args.probe}: {samples[0]:.1f} -> {samples[-1]:.1f} MiB -> {args.out}")
+        return 0
     out_dir = Path(args.out_dir)
     command = [
         sys.executable, "-c", "import sys; from mjx_metamimic.cli import main; "
