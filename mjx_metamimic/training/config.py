@@ -289,20 +289,22 @@ class TrainConfig:
         return problems
 
     def _mesh_problems(self) -> list[str]:
-        """Device counts the env count or the batch does not split evenly across."""
-        devices = self.mesh.devices
-        if devices < 0:
-            return [f"mesh.devices={devices} must be >= 0 (0: all visible devices)"]
-        problems = []
-        for field, value in (
-            ("actors.num_envs", self.actors.num_envs),
-            ("learner.batch_size", self.learner.batch_size),
-        ):
-            if devices > 1 and value % devices:
-                problems.append(
-                    f"{field}={value} does not split evenly across mesh.devices={devices}"
-                )
-        return problems
+        """A negative device count, or one the envs or the batch do not split across."""
+        if self.mesh.devices < 0:
+            return [f"mesh.devices={self.mesh.devices} must be >= 0 (0: all visible devices)"]
+        return self.split_problems(self.mesh.devices or 1)
+
+    def split_problems(self, devices: int) -> list[str]:
+        """``actors.num_envs`` or ``learner.batch_size`` not splitting evenly across
+        ``devices`` devices (each named)."""
+        return [
+            f"{field}={value} does not split evenly across mesh.devices={devices}"
+            for field, value in (
+                ("actors.num_envs", self.actors.num_envs),
+                ("learner.batch_size", self.learner.batch_size),
+            )
+            if value % devices
+        ]
 
     @property
     def num_task_envs(self) -> int:

@@ -45,12 +45,9 @@ def mesh_devices(config: TrainConfig) -> list[jax.Device]:
         raise ValueError(
             f"mesh.devices={wanted} but {len(visible)} {kind} device(s) are visible{hint}"
         )
-    for field, value in (
-        ("actors.num_envs", config.actors.num_envs),
-        ("learner.batch_size", config.learner.batch_size),
-    ):
-        if value % wanted:
-            raise ValueError(f"{field}={value} does not split evenly across {wanted} devices")
+    problems = config.split_problems(wanted)  # mesh.devices = 0: checked only now
+    if problems:
+        raise ValueError("; ".join(problems))
     return visible[:wanted]
 
 
