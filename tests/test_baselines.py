@@ -95,9 +95,12 @@ def replay_rows(state, length: int):
 @pytest.fixture(scope="module")
 def mixed():
     config = baseline_config(
-        actors={"task_fraction": 0.5, "task_episode_steps": 4}, demo_fraction=0.25
+        actors={"task_fraction": 0.5, "task_episode_steps": 4},
+        demo_fraction=0.25,
+        task=dataclasses.replace(tiny_config().learner.task, n_step=5),
     )
     assert config.num_task_envs == 2 and config.demo_batch_size == 4
+    assert config.replay.n_step == 3
     return run(config, num_chunks=3)
 
 
@@ -156,6 +159,26 @@ def test_d4pgfd_batches_hold_demo_actions_at_the_configured_fraction(mixed):
     agent = batch.action[:12]
     assert np.abs(agent[:, None] - demo_actions[None]).max(-1).min() > 0
     assert goal["proprio"].shape == (16, batch.obs["proprio"].shape[1])
+
+
+def test_a_learner_with_its_own_n_step_gets_those_returns_on_the_same_samples(mixed):
+    algo, bank, _, state, _ = mixed
+    sampled, _ = jax.device_get(
+        jax.jit(algo.sample_learner_batch)(state.replay, bank, jax.random.PRNGKey(7))
+    )
+    shared, task = sampled.transitions, sampled.own_transitions["task"]
+    assert list(sampled.own_transitions) == ["task"]
+    np.testing.assert_array_equal(task.obs["proprio"], shared.obs["proprio"])
+    np.testing.assert_array_equal(task.action, shared.action)
+    gamma = algo.config.replay.gamma
+    running = task.ended == 0
+    assert running.any() and (task.ended == 1).any()
+    np.testing.assert_allclose(task.discounts["task"][running], gamma**5, rtol=1e-6)
+    np.testing.assert_array_equal(task.discounts["task"][~running], 0.0)
+    discounts = shared.discounts["task"]
+    assert np.all(np.isclose(discounts, 0.0) | np.isclose(discounts, gamma**3))
+    # a 5-step window that never ends adds up to 5 rewards, the 3-step one to its first 3
+    assert np.all(task.returns["task"][running] >= shared.returns["task"][running] - 1e-6)
 
 
 # ------------------------------------------- task-only D4PG with a demo curriculum

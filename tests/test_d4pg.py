@@ -36,6 +36,7 @@ PROBE_CONFIG = D4PGConfig(
 # TD3's critic options on the same probes: twin scalar critics (clipped double Q).
 TWIN_SCALAR_CONFIG = dataclasses.replace(PROBE_CONFIG, critic="scalar", num_critics=2)
 ACTIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+SHORT_PROBES = ("constant", "observation", "two_step", "countdown", "bandit")
 
 
 # ---------------------------------------------------------------- categorical projection
@@ -224,7 +225,7 @@ def probe_results(request):
     )
     results = {
         name: train(jnp.int32(probes.probe_index(name)), jax.random.key(7))
-        for name in probes.PROBES
+        for name in SHORT_PROBES
     }
     return learner, results
 
@@ -286,6 +287,90 @@ def test_bandit_actor_moves_to_best_action(probe_results):
     assert expected_bandit_reward(trained) > 0.98
     assert expected_bandit_reward(trained) > expected_bandit_reward(start) + 0.15
     assert expected_bandit_reward(trained) > random_policy + 0.5
+
+
+# ------------------------------------------- the task learner's settings: n-step, truncation
+
+
+def train_probe_q_errors(config: D4PGConfig, name: str, gamma: float, iterations: int):
+    """Trains ``config`` on probe ``name`` from random actions; |learned - analytic| Q."""
+    learner = D4PG(config, action_dim=1)
+    replay_config = ReplayConfig(capacity=16 * 512, n_step=1, gamma=gamma, min_size=1024)
+    replay = NStepReplay(replay_config, 16, max_n_step=config.n_step)
+    train = jax.jit(
+        functools.partial(
+            probes.train_on_probe, learner, replay, num_envs=16, iterations=iterations,
+            updates_per_iteration=4, batch_size=128,
+        )
+    )
+    kind = probes.probe_index(name)
+    state, _ = train(jnp.int32(kind), jax.random.key(3))
+    t = jnp.arange(probes.HORIZONS[kind], dtype=jnp.int32)
+    obs = {"proprio": jax.vmap(probes.observation, (None, 0, None))(kind, t, 1.0)}
+    actions = jnp.zeros((len(t), 1))
+    analytic = jax.vmap(probes.q_value, (None, 0, None, 0, None))(kind, t, 1.0, actions, gamma)
+    learned = learner.q_mean(state.critic_params, obs, None, actions)
+    return np.abs(np.asarray(learned - analytic))
+
+
+def test_n_step_returns_solve_a_reward_100_steps_away():
+    """The ``late`` probe pays 1 only at step 100 (gamma 0.99: Q(0) = 0.37). On the same
+    updates a 5-step learner gets Q right at every step; a 1-step learner does not."""
+    config = dataclasses.replace(TWIN_SCALAR_CONFIG, target_tau=0.05)
+    five = train_probe_q_errors(dataclasses.replace(config, n_step=5), "late", 0.99, 500)
+    one = train_probe_q_errors(dataclasses.replace(config, n_step=1), "late", 0.99, 500)
+    assert five.max() < 0.1 and five.mean() < 0.05, five
+    assert one.max() > 0.1 and one.mean() > 2 * five.mean(), (one.max(), one.mean(), five.mean())
+
+
+def test_truncation_bootstraps_past_cut_episodes():
+    """``endless`` cuts its episodes after 8 steps of reward 1; treated as truncations
+    the value is 1 / (1 - gamma) = 10 at every step, treated as terminals it is far below."""
+    config = dataclasses.replace(TWIN_SCALAR_CONFIG, n_step=3)
+    truncation = dataclasses.replace(config, episode_ends="truncation")
+    errors = train_probe_q_errors(truncation, "endless", GAMMA, 400)
+    terminal = train_probe_q_errors(config, "endless", GAMMA, 400)
+    assert errors.max() < 0.5, errors
+    assert terminal.min() > 2.0, terminal
+
+
+def test_truncation_leaves_samples_that_reach_an_episode_end_out():
+    """An update with ``episode_ends="truncation"`` is the same whatever the returns of the
+    samples marked ``ended`` are; with "terminal" it is not."""
+    batch = random_batch(jax.random.key(4))
+    ended = (jnp.arange(batch.action.shape[0]) % 3 == 0).astype(jnp.float32)
+    changed = batch.returns[probes.STREAM] + 100.0 * ended
+    batch = batch.replace(ended=ended)
+    other = batch.replace(returns={probes.STREAM: changed})
+    for episode_ends, same in (("truncation", True), ("terminal", False)):
+        learner = D4PG(dataclasses.replace(TWIN_SCALAR_CONFIG, episode_ends=episode_ends), 1)
+        state = learner.init(jax.random.key(0), jax.tree.map(lambda x: x[0], batch.obs))
+        update = jax.jit(learner.update)
+        a, _ = update(state, batch, key=jax.random.key(1))
+        b, _ = update(state, other, key=jax.random.key(1))
+        close = jax.tree.map(lambda x, y: bool(jnp.allclose(x, y)), a.critic_params, b.critic_params)
+        assert all(jax.tree.leaves(close)) == same, episode_ends
+
+
+def test_advantage_bc_adds_the_filtered_regression_to_the_actor_loss():
+    """actor_loss(weight w) - actor_loss(0) = w * mean(1[Q(s, a) > Q(s, pi(s))] |pi(s) - a|^2)."""
+    batch = random_batch(jax.random.key(5))
+    weight = 0.7
+    plain = D4PG(TWIN_SCALAR_CONFIG, 1)
+    bc = D4PG(dataclasses.replace(TWIN_SCALAR_CONFIG, advantage_bc_weight=weight), 1)
+    state = plain.init(jax.random.key(0), jax.tree.map(lambda x: x[0], batch.obs))
+    _, without = plain.update(state, batch, key=jax.random.key(1))
+    _, with_bc = bc.update(state, batch, key=jax.random.key(1))
+    policy = plain.act(state.actor_params, batch.obs)
+    q_policy = plain.q_mean(state.critic_params, batch.obs, None, policy)
+    q_data = plain.q_mean(state.critic_params, batch.obs, None, batch.action)
+    better = np.asarray(q_data > q_policy, np.float32)
+    regression = np.sum(np.square(np.asarray(policy - batch.action)), -1)
+    expected = weight * np.mean(better * regression)
+    assert 0 < better.mean() < 1
+    np.testing.assert_allclose(with_bc["actor_loss"] - without["actor_loss"], expected, rtol=1e-4)
+    np.testing.assert_allclose(with_bc["bc_share"], better.mean(), rtol=1e-6)
+    assert float(without["bc_share"]) == 0.0
 
 
 # ---------------------------------------------------------------- two streams, one batch

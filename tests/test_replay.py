@@ -111,6 +111,13 @@ def test_nstep_hand_example():
     np.testing.assert_allclose(batch.discounts["r"], [0.125, 0.0, 0.0])
     np.testing.assert_array_equal(batch.next_obs["t"], [3, 1, 0])
     np.testing.assert_array_equal(batch.next_extras["t"], [3, 1, 0])
+    np.testing.assert_array_equal(batch.ended, [0.0, 1.0, 1.0])
+    # A window longer than n (a learner with a shorter n-step than the replay's windows)
+    # reads only its first n + 1 steps: n=1 here never reaches row 1's end at step 1.
+    short = nstep_batch(jax.tree.map(jnp.asarray, sequences), n=1, gamma=0.5)
+    np.testing.assert_allclose(short.returns["r"], [1, 1, 1])
+    np.testing.assert_allclose(short.discounts["r"], [0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(short.ended, [0.0, 0.0, 1.0])
 
 
 def test_sampled_nstep_matches_python_reference_eager(filled):

@@ -65,6 +65,22 @@ class D4PGConfig:
     """Polyak step size (target <- (1 - tau) target + tau online)."""
     target_period: int = 100
     """Updates between target copies for ``periodic``."""
+    n_step: int = 0
+    """Steps of this learner's n-step return (0: the replay's ``n_step``). A sparse reward
+    far from most states (the task's stack) travels back n steps per update instead of one."""
+    episode_ends: Literal["terminal", "truncation"] = "terminal"
+    """What the end of a stored episode means to this learner: "terminal" bootstraps 0 past
+    it; "truncation" leaves out of its losses the samples whose n-step window reaches an
+    episode's end (the next state is never stored, so there is nothing to bootstrap from).
+    For the task stream every end (drifting from the demo, the demo's end, a time limit) is
+    a truncation: bootstrapping 0 there makes a held stack worth its remaining steps, not
+    ~1 / (1 - gamma)."""
+    advantage_bc_weight: float = 0.0
+    """Weight of a regression of the actor onto the replay's actions where the critic values
+    them above the actor's own (CRR's binary advantage filter, Wang et al. 2020): the actor
+    takes up behaviour the critic already knows is better - for the task learner, the
+    imitation actors' grasps and stacks - which following dQ/da alone reaches slowly. The
+    replay's actions are the actors' own, never the demos'. 0 turns it off."""
 
     def __post_init__(self):
         if self.critic not in ("categorical", "scalar"):
@@ -75,6 +91,15 @@ class D4PGConfig:
             raise ValueError(
                 "target_noise_std and target_noise_clip must be >= 0, got "
                 f"{self.target_noise_std} and {self.target_noise_clip}"
+            )
+        if self.n_step < 0 or self.advantage_bc_weight < 0:
+            raise ValueError(
+                "n_step and advantage_bc_weight must be >= 0, got "
+                f"{self.n_step} and {self.advantage_bc_weight}"
+            )
+        if self.episode_ends not in ("terminal", "truncation"):
+            raise ValueError(
+                f"episode_ends must be 'terminal' or 'truncation', got {self.episode_ends!r}"
             )
         if self.critic == "categorical" and not (self.num_atoms >= 2 and self.v_max > self.v_min):
             raise ValueError(
@@ -303,10 +328,16 @@ class D4PG:
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
-            target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm).
+            target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm, and
+            bc_share: the share of samples the advantage filter regressed onto, 0 when off).
         """
         self._check_goal(goal)
         stream = self.config.stream
+        if self.config.episode_ends == "truncation":
+            if batch.ended is None:
+                raise ValueError("episode_ends='truncation' needs NStepBatch.ended")
+            continuing = 1.0 - batch.ended
+            weights = continuing if weights is None else weights * continuing
         mean = lambda x: self._batch_mean(x, weights)
         returns, discounts = batch.returns[stream], batch.discounts[stream]  # (B,), (B,)
 
@@ -323,17 +354,24 @@ class D4PG:
         def actor_loss_fn(actor_params):
             actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
             # Per-sample dQ/da: samples are independent (no batch statistics anywhere).
-            total_q = lambda a: jnp.sum(self.q_mean(state.critic_params, batch.obs, goal, a))
-            dqda = jax.grad(total_q)(actions)  # (B, A)
+            q_of = lambda a: self.q_mean(state.critic_params, batch.obs, goal, a)  # (B,)
+            total_q = lambda a: (jnp.sum(q_of(a)), q_of(a))
+            dqda, q_policy = jax.grad(total_q, has_aux=True)(actions)  # (B, A), (B,)
             loss = jax.vmap(rlax.dpg_loss, in_axes=(0, 0, None))(
                 actions, dqda, self.config.dqda_clip
             )
-            return mean(loss), dqda
+            better = jnp.zeros_like(q_policy)
+            if self.config.advantage_bc_weight:
+                q_data = q_of(batch.action)
+                better = jax.lax.stop_gradient((q_data > q_policy).astype(jnp.float32))
+                regression = jnp.sum(jnp.square(actions - batch.action), axis=-1)
+                loss = loss + self.config.advantage_bc_weight * better * regression
+            return mean(loss), (dqda, better)
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
             state.critic_params
         )
-        (actor_loss, dqda), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
+        (actor_loss, (dqda, better)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
             state.actor_params
         )
         critic_grads, actor_grads = self._across_axis((critic_grads, actor_grads))
@@ -360,6 +398,7 @@ class D4PG:
                 "target_q_mean": mean(jnp.min(self.values(target_outputs), axis=-1)),
                 "return_mean": mean(returns),
                 "dqda_norm": mean(jnp.linalg.norm(dqda, axis=-1)),
+                "bc_share": mean(better),
             }
         )
         metrics["critic_grad_norm"] = optax.tree.norm(critic_grads)

@@ -24,12 +24,15 @@ class LearnerBatch:
         next_goal: goals at the bootstrap step.
         weights: name -> (B,) per-sample loss weights of that learner (e.g. 0 for samples
             it must not learn from); learners not named weigh every sample equally.
+        own_transitions: name -> the same samples' transitions with that learner's own
+            n-step return (``D4PGConfig.n_step``); learners not named use ``transitions``.
     """
 
     transitions: NStepBatch
     goal: Observation | None = None
     next_goal: Observation | None = None
     weights: dict | None = None
+    own_transitions: dict | None = None
 
 
 class MultiD4PG:
@@ -76,7 +79,7 @@ class MultiD4PG:
             conditioned = learner.config.goal_conditioned
             new_states[name], learner_metrics = learner.update(
                 states[name],
-                batch.transitions,
+                (batch.own_transitions or {}).get(name, batch.transitions),
                 batch.goal if conditioned else None,
                 batch.next_goal if conditioned else None,
                 (batch.weights or {}).get(name),

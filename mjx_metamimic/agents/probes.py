@@ -2,7 +2,8 @@
 
 Every probe has a 2-d observation ``{"proprio": (2,)}``, a 1-d action in [-1, 1], one reward
 stream ``"reward"`` and a fixed horizon; episodes terminate (discount 0) after the horizon and
-auto-reset. A per-episode context c in {-1, +1} is drawn at reset. The probe is selected by a
+auto-reset, except ``endless``'s, which are cut short there (truncated: ``last`` with
+discount 1), so its values are those of a learner that treats episode ends as truncations. A per-episode context c in {-1, +1} is drawn at reset. The probe is selected by a
 traced int, so one compiled training function serves all probes.
 
 =============  =======  ============================  ========================  ==============
@@ -13,7 +14,12 @@ observation    1        [c, 1]                        c                         
 two_step       2        [1 - t, t]                    t  (0, then 1)            gamma^(1-t)
 countdown      8        [1 - t/8, 1]                  1                         sum_{k<8-t} g^k
 bandit         1        [c, 1]                        1 - (a - c/2)^2           1 - (a - c/2)^2
+late           100      [1 - t/100, 1]                1 at the last step only   g^(99-t)
+endless        8        [1, 0.5]                      1                         1 / (1 - g)
 =============  =======  ============================  ========================  ==============
+
+``late`` is the sparse, long-horizon case (the stack comes ~100 steps into a task episode);
+``endless`` needs ``D4PGConfig.episode_ends="truncation"``.
 """
 
 import flax.struct
@@ -22,10 +28,11 @@ import jax.numpy as jnp
 
 from mjx_metamimic.agents.d4pg import D4PG, D4PGState
 from mjx_metamimic.agents.scan import scan_sampled_updates
-from mjx_metamimic.replay import NStepReplay, Transition
+from mjx_metamimic.replay import NStepReplay, Transition, nstep_batch
 
-PROBES = ("constant", "observation", "two_step", "countdown", "bandit")
-HORIZONS = (1, 1, 2, 8, 1)
+PROBES = ("constant", "observation", "two_step", "countdown", "bandit", "late", "endless")
+HORIZONS = (1, 1, 2, 8, 1, 100, 8)
+TRUNCATED = (False, False, False, False, False, False, True)
 STREAM = "reward"
 BANDIT_TARGET = 0.5  # best bandit action is BANDIT_TARGET * context
 
@@ -52,20 +59,25 @@ def horizon(kind: jax.Array) -> jax.Array:
 def observation(kind: jax.Array, t: jax.Array, context: jax.Array) -> jax.Array:
     """(2,) float32 observation at step ``t`` with episode context ``context``."""
     t = t.astype(jnp.float32)
-    candidates = jnp.stack([
-        jnp.array([1.0, 0.0]),
-        jnp.stack([context, 1.0]),
-        jnp.stack([1.0 - t, t]),
-        jnp.stack([1.0 - t / HORIZONS[3], 1.0]),
-        jnp.stack([context, 1.0]),
-    ])  # (num_probes, 2)
+    candidates = jnp.stack(
+        [
+            jnp.array([1.0, 0.0]),
+            jnp.stack([context, 1.0]),
+            jnp.stack([1.0 - t, t]),
+            jnp.stack([1.0 - t / HORIZONS[3], 1.0]),
+            jnp.stack([context, 1.0]),
+            jnp.stack([1.0 - t / HORIZONS[5], 1.0]),
+            jnp.array([1.0, 0.5]),
+        ]
+    )  # (num_probes, 2)
     return candidates[kind]
 
 
 def reward(kind: jax.Array, t: jax.Array, context: jax.Array, action: jax.Array) -> jax.Array:
     """() float32 reward for ``action`` (A,) at step ``t``."""
     bandit = 1.0 - jnp.square(action[0] - BANDIT_TARGET * context)
-    candidates = jnp.stack([1.0, context, t.astype(jnp.float32), 1.0, bandit])
+    late = (t + 1 >= HORIZONS[5]).astype(jnp.float32)
+    candidates = jnp.stack([1.0, context, t.astype(jnp.float32), 1.0, bandit, late, 1.0])
     return candidates[kind]
 
 
@@ -74,13 +86,17 @@ def q_value(
 ) -> jax.Array:
     """() float32 analytic Q(o_t, a) under discount ``gamma`` (any policy)."""
     remaining = (horizon(kind) - t).astype(jnp.float32)
-    candidates = jnp.stack([
-        1.0,
-        context,
-        gamma ** (1.0 - t.astype(jnp.float32)),
-        (1.0 - gamma**remaining) / (1.0 - gamma),
-        1.0 - jnp.square(action[0] - BANDIT_TARGET * context),
-    ])
+    candidates = jnp.stack(
+        [
+            1.0,
+            context,
+            gamma ** (1.0 - t.astype(jnp.float32)),
+            (1.0 - gamma**remaining) / (1.0 - gamma),
+            1.0 - jnp.square(action[0] - BANDIT_TARGET * context),
+            gamma ** (remaining - 1.0),
+            1.0 / (1.0 - gamma),
+        ]
+    )
     return candidates[kind]
 
 
@@ -104,11 +120,12 @@ def step(kind: jax.Array, state: ProbeState, action: jax.Array) -> tuple[ProbeSt
         and ``context``).
     """
     last = state.t + 1 >= horizon(kind)
+    terminal = last & ~jnp.asarray(TRUNCATED)[kind]
     stored = Transition(
         obs={"proprio": observation(kind, state.t, state.context)},
         action=action,
         reward={STREAM: reward(kind, state.t, state.context, action)},
-        discount=jnp.where(last, 0.0, 1.0),
+        discount=jnp.where(terminal, 0.0, 1.0),
         last=last,
         extras={"t": state.t, "context": state.context},
     )
@@ -132,11 +149,13 @@ def train_on_probe(
     """Trains ``learner`` on probe ``kind`` from uniformly random actions (jittable).
 
     A minimal training loop: fill the replay until it can be sampled, then alternate one
-    vmapped env step (``replay.add``) with ``updates_per_iteration`` sampled updates.
+    vmapped env step (``replay.add``) with ``updates_per_iteration`` sampled updates, each
+    on the learner's own n-step return (``D4PGConfig.n_step``, else the replay's).
 
     Returns:
         The final learner state and the last iteration's metrics.
     """
+    n_step = learner.config.n_step or replay.config.n_step
     key, reset_key, example_key, init_key = jax.random.split(key, 4)
     env_state = jax.vmap(reset)(jax.random.split(reset_key, num_envs))
     _, example_step = step(kind, reset(example_key), jnp.zeros((1,), jnp.float32))
@@ -159,7 +178,9 @@ def train_on_probe(
         (env_state, replay_state), _ = collect((env_state, replay_state), collect_key)
         learner_state, metrics = scan_sampled_updates(
             learner.update,
-            lambda k: replay.sample(replay_state, k, batch_size),
+            lambda k: nstep_batch(
+                replay.sample_sequences(replay_state, k, batch_size), n_step, replay.config.gamma
+            ),
             learner_state,
             update_key,
             updates_per_iteration,

@@ -68,17 +68,19 @@ class NStepReplay:
     Args:
         config: Capacity and n-step settings.
         num_rows: Rows of the buffer: the env count E of the steps passed to ``add``.
+        max_n_step: the longest n-step return any learner takes from the sampled windows
+            (at least ``config.n_step``; windows are ``max_n_step + 1`` steps long).
     """
 
-    def __init__(self, config: ReplayConfig, num_rows: int):
+    def __init__(self, config: ReplayConfig, num_rows: int, max_n_step: int = 0):
         self.config = config
         self.num_rows = num_rows
-        self.sequence_length = config.n_step + 1
+        self.sequence_length = max(config.n_step, max_n_step) + 1
         self.time_length = config.capacity // num_rows
         if self.time_length < self.sequence_length:
             raise ValueError(
                 f"capacity {config.capacity} gives {self.time_length} steps per row for "
-                f"{num_rows} rows; need at least n_step + 1 = {self.sequence_length}"
+                f"{num_rows} rows; need at least the longest n-step + 1 = {self.sequence_length}"
             )
         self.min_time_length = min(
             self.time_length, max(self.sequence_length, -(-config.min_size // num_rows))
@@ -107,7 +109,8 @@ class NStepReplay:
         return (steps * self.num_rows).astype(jnp.int32)
 
     def sample_sequences(self, state: ReplayState, key: jax.Array, batch_size: int) -> Transition:
-        """Uniformly samples ``batch_size`` windows of ``n_step + 1`` steps: leaves (B, n+1, ...).
+        """Uniformly samples ``batch_size`` windows of ``sequence_length`` steps: leaves
+        (B, sequence_length, ...).
 
         Windows lie within one row and between the oldest and newest stored steps; they may
         span episode boundaries (``nstep_batch`` never uses data past an episode's end).

@@ -12,7 +12,8 @@ s_t .. s_{t+n} of one row:
   window, else 0. A truncated episode (``last`` with ``discount`` 1) is bootstrapped with
   0 as well: its terminal observation is never stored (the env auto-resets and each frame is
   stored once), so there is nothing to bootstrap from. This treats time-limit truncation as
-  termination - a bias for the last n steps of a truncated episode.
+  termination - a bias for the last n steps of a truncated episode, which a learner avoids
+  by leaving out the samples marked ``ended`` (``D4PGConfig.episode_ends="truncation"``).
 * bootstrap obs/extras = those of step t+m when the episode continues, else of the
   episode's last step t+m-1 (unused since its discount is 0, but from the same episode):
   a batch element never holds two episodes' data.
@@ -56,6 +57,9 @@ class NStepBatch:
         discounts: {stream: (B,) float32} bootstrap discount (0 if the episode ended).
         next_obs: Bootstrap observation, same form as ``obs``.
         next_extras: Extras stored with the bootstrap observation.
+        ended: (B,) float32, 1.0 when the window reached its episode's last stored step
+            (nothing to bootstrap from, whether the episode terminated or was cut short);
+            None where the batch was built without it.
     """
 
     obs: dict
@@ -65,6 +69,7 @@ class NStepBatch:
     discounts: dict
     next_obs: dict
     next_extras: dict
+    ended: jax.Array | None = None
 
 
 def nstep_batch(sequences: Transition, n: int, gamma: float) -> NStepBatch:
@@ -110,4 +115,5 @@ def nstep_batch(sequences: Transition, n: int, gamma: float) -> NStepBatch:
         discounts={name: bootstrap for name in returns},
         next_obs=bootstrap_step(sequences.obs),
         next_extras=bootstrap_step(sequences.extras),
+        ended=1.0 - alive[:, n],
     )

@@ -214,6 +214,13 @@ class TrainConfig:
                 f"learner.batch_size={self.learner.batch_size} exceeds replay.capacity="
                 f"{self.replay.capacity}"
             )
+        own_n = self.learner.imitation.n_step
+        if own_n and own_n != self.replay.n_step:
+            problems.append(
+                f"learner.imitation.n_step={own_n} differs from replay.n_step="
+                f"{self.replay.n_step}: the imitation learner's goals follow the replay's "
+                "n-step; set replay.n_step instead"
+            )
         if self.run.max_nonfinite_updates < 1:
             problems.append(
                 f"run.max_nonfinite_updates={self.run.max_nonfinite_updates} must be >= 1"

@@ -100,7 +100,13 @@ class MetaMimic:
                 for name, c in config.learner_configs().items()
             }
         )
-        self.replay = NStepReplay(config.replay, config.actors.num_envs)
+        # learner -> its own n-step return where it sets one (``D4PGConfig.n_step``)
+        self.own_n_steps = {
+            name: c.n_step for name, c in config.learner_configs().items() if c.n_step
+        }
+        self.replay = NStepReplay(
+            config.replay, config.actors.num_envs, max(self.own_n_steps.values(), default=0)
+        )
         self.chunk_size = env.step_chunk_size
         # Store per-transition imitation weights only when some transitions need weight 0.
         self.weighted = bool(config.num_task_envs or config.demo_batch_size)
@@ -209,29 +215,38 @@ class MetaMimic:
         self, replay: ReplayState, bank: DemoBank, key: jax.Array
     ) -> tuple[LearnerBatch, jax.Array]:
         """A learner batch (agent replay, plus demo transitions for D4PGfD; the imitation
-        learner's goals and weights) and a key for the learners' own randomness."""
+        learner's goals and weights; the n-step transitions of learners with their own n)
+        and a key for the learners' own randomness."""
         cfg = self.config
         key, key_learners = jax.random.split(key)
         demo_size = cfg.demo_batch_size
         if demo_size:
             key, key_demo = jax.random.split(key)
-        transitions = self.replay.sample(replay, key, cfg.learner.batch_size - demo_size)
+        sequences = [self.replay.sample_sequences(replay, key, cfg.learner.batch_size - demo_size)]
         if demo_size:
-            sequences = demo_sequences(
-                bank, key_demo, demo_size, self.replay.sequence_length, cfg.obs_keys
+            sequences.append(
+                demo_sequences(bank, key_demo, demo_size, self.replay.sequence_length, cfg.obs_keys)
             )
-            demo_batch = nstep_batch(sequences, cfg.replay.n_step, cfg.replay.gamma)
-            transitions = jax.tree.map(
-                lambda a, b: jnp.concatenate([a, b]), transitions, demo_batch
-            )
+
+        def transitions_for(n_step: int):
+            parts = [nstep_batch(s, n_step, cfg.replay.gamma) for s in sequences]
+            return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+        transitions = transitions_for(cfg.replay.n_step)
+        own = {
+            name: transitions_for(n)
+            for name, n in self.own_n_steps.items()
+            if n != cfg.replay.n_step
+        }
         if not self.trains_imitation:
-            return LearnerBatch(transitions), key_learners
+            return LearnerBatch(transitions, own_transitions=own or None), key_learners
         extras, next_extras = transitions.extras, transitions.next_extras
         batch = LearnerBatch(
             transitions,
             goal=self.imitation.goal(bank, extras["demo_idx"], extras["t"]),
             next_goal=self.imitation.goal(bank, next_extras["demo_idx"], next_extras["t"]),
             weights={"imitation": extras["imitation_weight"]} if self.weighted else None,
+            own_transitions=own or None,
         )
         return batch, key_learners
 
