@@ -348,7 +348,8 @@ def test_truncation_leaves_samples_that_reach_an_episode_end_out():
         update = jax.jit(learner.update)
         a, _ = update(state, batch, key=jax.random.key(1))
         b, _ = update(state, other, key=jax.random.key(1))
-        close = jax.tree.map(lambda x, y: bool(jnp.allclose(x, y)), a.critic_params, b.critic_params)
+        close = jax.tree.map(lambda x, y: bool(jnp.allclose(x, y)), a.critic_params,
+                             b.critic_params)
         assert all(jax.tree.leaves(close)) == same, episode_ends
 
 
