@@ -1,10 +1,11 @@
 """Probe environments with analytic action values, for checking that learners learn.
 
 Every probe has a 2-d observation ``{"proprio": (2,)}``, a 1-d action in [-1, 1], one reward
-stream ``"reward"`` and a fixed horizon; episodes terminate (discount 0) after the horizon and
-auto-reset, except ``endless``'s, which are cut short there (truncated: ``last`` with
-discount 1), so its values are those of a learner that treats episode ends as truncations. A per-episode context c in {-1, +1} is drawn at reset. The probe is selected by a
-traced int, so one compiled training function serves all probes.
+stream ``"reward"`` and a fixed horizon; episodes terminate (discount 0) after the horizon
+and auto-reset, except ``endless``'s, which are cut short there (truncated: ``last`` with
+discount 1), so its values are those of a learner that treats episode ends as truncations. A
+per-episode context c in {-1, +1} is drawn at reset. The probe is selected by a traced int,
+so one compiled training function serves all probes.
 
 =============  =======  ============================  ========================  ==============
 probe          horizon  observation at step t         reward                    Q(t, c, a)
