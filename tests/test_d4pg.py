@@ -354,11 +354,13 @@ def test_truncation_leaves_samples_that_reach_an_episode_end_out():
 
 
 def test_advantage_bc_adds_the_filtered_regression_to_the_actor_loss():
-    """actor_loss(weight w) - actor_loss(0) = w * mean(1[Q(s, a) > Q(s, pi(s))] |pi(s) - a|^2)."""
+    """actor_loss(weight w) - actor_loss(0) = w * mean(1[Q(s, a) > Q(s, pi(s))] (pi(s) - a)^2)
+    over samples and action dimensions (3 here)."""
     batch = random_batch(jax.random.key(5))
+    batch = batch.replace(action=jnp.tile(batch.action, (1, 3)) * jnp.array([1.0, -0.5, 0.2]))
     weight = 0.7
-    plain = D4PG(TWIN_SCALAR_CONFIG, 1)
-    bc = D4PG(dataclasses.replace(TWIN_SCALAR_CONFIG, advantage_bc_weight=weight), 1)
+    plain = D4PG(TWIN_SCALAR_CONFIG, 3)
+    bc = D4PG(dataclasses.replace(TWIN_SCALAR_CONFIG, advantage_bc_weight=weight), 3)
     state = plain.init(jax.random.key(0), jax.tree.map(lambda x: x[0], batch.obs))
     _, without = plain.update(state, batch, key=jax.random.key(1))
     _, with_bc = bc.update(state, batch, key=jax.random.key(1))
@@ -366,8 +368,8 @@ def test_advantage_bc_adds_the_filtered_regression_to_the_actor_loss():
     q_policy = plain.q_mean(state.critic_params, batch.obs, None, policy)
     q_data = plain.q_mean(state.critic_params, batch.obs, None, batch.action)
     better = np.asarray(q_data > q_policy, np.float32)
-    regression = np.sum(np.square(np.asarray(policy - batch.action)), -1)
-    expected = weight * np.mean(better * regression)
+    regression = np.square(np.asarray(policy - batch.action))  # (B, 3)
+    expected = weight * np.mean(better[:, None] * regression)
     assert 0 < better.mean() < 1
     np.testing.assert_allclose(with_bc["actor_loss"] - without["actor_loss"], expected, rtol=1e-4)
     np.testing.assert_allclose(with_bc["bc_share"], better.mean(), rtol=1e-6)

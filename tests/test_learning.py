@@ -60,6 +60,10 @@ def test_imitation_policy_follows_held_out_demos_better_than_zero_actions(traine
     assert agent["joint_error"] < 0.5 * zero["joint_error"], (agent, zero)
     assert agent["reward"] > zero["reward"] + 0.05, (agent, zero)
     assert agent["tracked"] >= 0.5 > zero["tracked"], (agent, zero)
+    # no task learner here: the baselines' task episodes (fresh layouts and the demos'
+    # first states) are still measured, and standing still stacks nothing
+    assert zero["task_success"] == zero["task_success_from_demos"] == 0.0
+    assert "task_success" not in agent and final["eval/demos/steps_to_stack"] > 0
 
 
 def test_trainer_reports_and_leaves_a_complete_run_directory(trained):

@@ -76,7 +76,7 @@ class D4PGConfig:
     a truncation: bootstrapping 0 there makes a held stack worth its remaining steps, not
     ~1 / (1 - gamma)."""
     advantage_bc_weight: float = 0.0
-    """Weight of a regression of the actor onto the replay's actions where the critic values
+    """Weight of a squared-error regression of the actor onto the replay's actions where the critic values
     them above the actor's own (CRR's binary advantage filter, Wang et al. 2020): the actor
     takes up behaviour the critic already knows is better - for the task learner, the
     imitation actors' grasps and stacks - which following dQ/da alone reaches slowly. The
@@ -364,8 +364,9 @@ class D4PG:
             if self.config.advantage_bc_weight:
                 q_data = q_of(batch.action)
                 better = jax.lax.stop_gradient((q_data > q_policy).astype(jnp.float32))
-                regression = jnp.sum(jnp.square(actions - batch.action), axis=-1)
-                loss = loss + self.config.advantage_bc_weight * better * regression
+                # per sample and action dimension, as the DPG loss is: (B, A)
+                regression = better[:, None] * jnp.square(actions - batch.action)
+                loss = loss + self.config.advantage_bc_weight * regression
             return mean(loss), (dqda, better)
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(

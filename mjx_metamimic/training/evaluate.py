@@ -86,11 +86,13 @@ def imitation_episode(algo: MetaMimic, policy, params, bank: DemoBank, demo_idx,
     return result
 
 
-def task_episode(algo: MetaMimic, policy, params, key, num_steps: int):
-    """The task policy from a fresh random layout: success and first step of a stack."""
+def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=None):
+    """The task policy from ``state`` (None: a fresh random layout) for ``num_steps``
+    steps: success and the first step of a stack."""
     env = algo.env
     key_reset, key = jax.random.split(key)
-    state = env.reset(key_reset)
+    if state is None:
+        state = env.reset(key_reset)
 
     def step(carry, _):
         state, key = carry
@@ -118,6 +120,16 @@ def demo_reference(bank: DemoBank) -> dict[str, float]:
     }
 
 
+def task_summary(task: dict, suffix: str) -> dict[str, float]:
+    """Task episodes' success rate and mean steps to stack of the successes (NaN if none)."""
+    solved = task["success"] > 0
+    steps = float(np.mean(task["steps_to_stack"][solved])) if solved.any() else float("nan")
+    return {
+        f"task_success{suffix}": float(np.mean(task["success"])),
+        f"task_steps_to_stack{suffix}": steps,
+    }
+
+
 class Evaluator:
     """Compiled evaluation of a run: one-shot imitation of every demo in a bank and task
     episodes from fresh layouts, for each policy.
@@ -136,6 +148,7 @@ class Evaluator:
         self.num_task_episodes = num_task_episodes
         self._imitate = jax.jit(self._imitate_all)
         self._task = jax.jit(self._task_all, static_argnums=3)
+        self._task_demos = jax.jit(self._task_from_demos)
 
     def _imitate_all(self, policy, params, bank, keys):
         ids = jnp.arange(bank.num_demos, dtype=jnp.int32)
@@ -146,6 +159,16 @@ class Evaluator:
         episode = lambda k: task_episode(self.algo, policy, params, k, num_steps)
         return batched(episode, self.algo.chunk_size)(keys)
 
+    def _task_from_demos(self, policy, params, bank, keys):
+        """The task policy from each demo's first state (its layout), for the demos' steps."""
+
+        def episode(i, k):
+            start = self.algo.imitation.start(bank, i, k)
+            return task_episode(self.algo, policy, params, k, bank.max_steps, start)
+
+        ids = jnp.arange(bank.num_demos, dtype=jnp.int32)
+        return batched(episode, self.algo.chunk_size)(ids, keys)
+
     def __call__(
         self, learners, bank: DemoBank, key: jax.Array, policies: tuple[str, ...] = POLICIES
     ) -> dict[str, float]:
@@ -154,8 +177,10 @@ class Evaluator:
         Returns:
           Flat metrics ``eval/<policy>/<name>``: imitation reward (and terms), joint error
           (rad), tracked-to-end fraction, final block error (m), ended-stacked fraction, task
-          return normalised by the demos', task success rate and steps to stack (also the
-          demos' ``eval/demos/...`` reference values). Policies of learners that are not
+          return normalised by the demos', the task policy's success rate and mean steps to
+          stack (of the successes) on fresh layouts (``task_success``) and from the demos'
+          first states (``task_success_from_demos``, comparable with the demos' own
+          ``eval/demos/steps_to_stack``). Policies of learners that are not
           trained (no imitation learner for task-only D4PG) are skipped.
         """
         reference = demo_reference(bank)
@@ -164,7 +189,7 @@ class Evaluator:
         task_params = learners["task"].actor_params if "task" in learners else None
         for policy in policies:
             index = jnp.int32(POLICIES.index(policy))
-            key, key_im, key_task = jax.random.split(key, 3)
+            key, key_im, key_task, key_task_demos = jax.random.split(key, 4)
             summary = {}
             if policy != "agent" or imitation_params is not None:
                 keys = jax.random.split(key_im, bank.num_demos)
@@ -176,11 +201,10 @@ class Evaluator:
             if policy != "agent" or task_params is not None:
                 keys = jax.random.split(key_task, self.num_task_episodes)
                 task = jax.device_get(self._task(index, task_params, keys, bank.max_steps))
-                summary["task_success"] = float(np.mean(task["success"]))
-                solved = task["success"] > 0
-                summary["task_steps_to_stack"] = (
-                    float(np.mean(task["steps_to_stack"][solved])) if solved.any() else float("nan")
-                )
+                summary.update(task_summary(task, ""))
+                keys = jax.random.split(key_task_demos, bank.num_demos)
+                task = jax.device_get(self._task_demos(index, task_params, bank, keys))
+                summary.update(task_summary(task, "_from_demos"))
             results.update({f"eval/{policy}/{k}": v for k, v in summary.items()})
         return results
 
