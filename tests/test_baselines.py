@@ -12,7 +12,7 @@ from mjx_metamimic.agents import D4PG, D4PGConfig
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.replay import NStepBatch
-from mjx_metamimic.training import build
+from mjx_metamimic.training import build, task_diagnostics
 
 DEMO_LENGTHS = (24, 18, 12)
 STEPS_PER_CHUNK = 5
@@ -179,6 +179,28 @@ def test_a_learner_with_its_own_n_step_gets_those_returns_on_the_same_samples(mi
     assert np.all(np.isclose(discounts, 0.0) | np.isclose(discounts, gamma**3))
     # a 5-step window that never ends adds up to 5 rewards, the 3-step one to its first 3
     assert np.all(task.returns["task"][running] >= shared.returns["task"][running] - 1e-6)
+
+
+def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(mixed):
+    algo, bank, _, state, _ = mixed
+    stack_at = 6  # pretend every demo stacks at step 6 and holds it
+    steps = np.arange(bank.task_reward.shape[1])
+    bank = bank.replace(task_reward=jnp.asarray(np.broadcast_to(steps >= stack_at, bank.task_reward.shape), jnp.float32))
+    result = task_diagnostics.diagnose(algo, state.learners, bank, jax.random.PRNGKey(0))
+    assert set(result["backoff"]) == {"agent", "zero"}
+    for per_k in result["backoff"].values():
+        assert list(per_k) == list(task_diagnostics.BACKOFFS)
+        assert all(0.0 <= v <= 1.0 for v in per_k.values())
+    rows = {(r["from"], r["to"]): r for r in result["critic"]}
+    assert sum(r["steps"] for r in rows.values()) == int(np.sum(np.asarray(bank.lengths) - 1))
+    gamma = algo.config.replay.gamma
+    held = [  # Monte-Carlo returns from t >= stack_at, cut at each demo's end
+        sum(gamma ** (k - t) for k in range(t, length - 1))
+        for length in np.asarray(bank.lengths) for t in range(stack_at, length - 1)
+    ]
+    np.testing.assert_allclose(rows[(0, 200)]["return"], np.mean(held), rtol=1e-5)
+    assert rows[(0, 200)]["steps"] == len(held)
+    assert np.isfinite([r["q"] for r in rows.values()]).all()
 
 
 # ------------------------------------------- task-only D4PG with a demo curriculum

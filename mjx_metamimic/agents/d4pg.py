@@ -76,11 +76,12 @@ class D4PGConfig:
     a truncation: bootstrapping 0 there makes a held stack worth its remaining steps, not
     ~1 / (1 - gamma)."""
     advantage_bc_weight: float = 0.0
-    """Weight of a squared-error regression of the actor onto the replay's actions where the critic values
-    them above the actor's own (CRR's binary advantage filter, Wang et al. 2020): the actor
-    takes up behaviour the critic already knows is better - for the task learner, the
-    imitation actors' grasps and stacks - which following dQ/da alone reaches slowly. The
-    replay's actions are the actors' own, never the demos'. 0 turns it off."""
+    """Weight of a squared-error regression of the actor onto the replay's actions where the
+    critic values them above the actor's own (CRR's binary advantage filter, Wang et al.
+    2020): the actor takes up behaviour the critic already knows is better - for the
+    task learner, the imitation actors' grasps and stacks - which following dQ/da alone
+    reaches slowly. The replay's actions are the actors' own, never the demos'. 0 turns
+    it off."""
 
     def __post_init__(self):
         if self.critic not in ("categorical", "scalar"):

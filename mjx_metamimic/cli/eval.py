@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import tyro
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from mjx_metamimic.render.video_file import check_video_path
@@ -40,6 +40,9 @@ class EvalArgs:
     """Demos of the split (the first ones) in the video, one row each."""
     video_size: int = 128
     """Height and width (pixels, even) of the agent's and the demo's halves of the video."""
+    task_diagnostics: bool = False
+    """Also measure what the task learner knows on these demos: its success started k steps
+    before each demo's first stack, and its critic's value against the demos' returns."""
 
 
 def results_table(results: dict[str, float], policies: tuple[str, ...], split: str) -> Table:
@@ -59,6 +62,27 @@ def results_table(results: dict[str, float], policies: tuple[str, ...], split: s
     return table
 
 
+def diagnostics_tables(diagnostics: dict) -> Group:
+    """The task diagnostics as two tables: back-off success, and critic vs return."""
+    backoff = Table(title="task policy started k steps before the demo's first stack")
+    backoff.add_column("k")
+    for policy in diagnostics["backoff"]:
+        backoff.add_column(f"{policy}: stacked within 100 steps", justify="right")
+    for k in next(iter(diagnostics["backoff"].values())):
+        backoff.add_row(str(k), *(f"{v[k]:.2f}" for v in diagnostics["backoff"].values()))
+    critic = Table(title="task critic along the demos (t - first stack)")
+    for name in ("t - stack", "steps", "Q(o, pi(o))", "demo's return"):
+        critic.add_column(name, justify="right")
+    for row in diagnostics["critic"]:
+        critic.add_row(
+            f"[{row['from']}, {row['to']})",
+            str(row["steps"]),
+            f"{row['q']:.3g}",
+            f"{row['return']:.3g}",
+        )
+    return Group(backoff, critic)
+
+
 def main(argv: list[str]) -> int:
     """Runs ``mjx-metamimic eval``."""
     args = tyro.cli(EvalArgs, args=argv, prog="mjx-metamimic eval")
@@ -75,6 +99,7 @@ def main(argv: list[str]) -> int:
         video=args.video,
         video_demos=args.video_demos,
         video_size=args.video_size,
+        task_diagnostics=args.task_diagnostics,
         console=console,
     )
     results = evaluation.results
@@ -82,8 +107,12 @@ def main(argv: list[str]) -> int:
     for name, value in results.items():
         if name.startswith("eval/demos/"):
             console.print(f"demos' {name.split('/')[-1]}: {value:.4g}")
+    written = {"checkpoint": evaluation.checkpoint, **results}
+    if evaluation.task_diagnostics is not None:
+        console.print(diagnostics_tables(evaluation.task_diagnostics))
+        written["task_diagnostics"] = evaluation.task_diagnostics
     out = args.run / f"eval-{args.split}.json"
-    out.write_text(json.dumps({"checkpoint": evaluation.checkpoint, **results}, indent=2))
+    out.write_text(json.dumps(written, indent=2))
     console.print(f"wrote {out}")
     if args.video is not None:
         console.print(f"wrote {args.video}")

@@ -215,6 +215,7 @@ class RunEvaluation:
 
     checkpoint: int
     results: dict[str, float]
+    task_diagnostics: dict | None = None
 
 
 def evaluate_run(
@@ -227,6 +228,7 @@ def evaluate_run(
     video: Path | None = None,
     video_demos: int = 1,
     video_size: int = 128,
+    task_diagnostics: bool = False,
     console=None,
 ) -> RunEvaluation:
     """Evaluates the latest checkpoint of the run in ``run_dir``.
@@ -240,9 +242,13 @@ def evaluate_run(
       seed: seed of the evaluation.
       video: also write the imitation policy beside the split's first ``video_demos``
         demos here (.gif, or .mp4 with PyAV), at ``video_size`` pixels.
+      task_diagnostics: also measure what the task learner knows on these demos
+        (``training.task_diagnostics``).
       console: a ``rich`` console for messages (None: quiet).
     """
     config = load_run_config(run_dir)
+    if task_diagnostics and not config.learner.train_task:
+        raise ValueError(f"--task-diagnostics: the run in {run_dir} trains no task learner")
     algo = build(config)
     imitation_video = ImitationVideo(algo, video_size) if video is not None else None
     bank = demo_lib.DemoBank.from_demos(demo_lib.load(demos or config.demos.path, split))
@@ -257,4 +263,11 @@ def evaluate_run(
             console.print(f"rendering {video}: {video_demos} demo(s), {video_size} px")
         params = state.learners["imitation"].actor_params
         imitation_video.write(params, bank, video, video_demos)
-    return RunEvaluation(step, results)
+    diagnostics = None
+    if task_diagnostics:
+        from mjx_metamimic.training.task_diagnostics import diagnose  # builds on this module
+
+        if console is not None:
+            console.print("task diagnostics: back-off starts and the critic along the demos")
+        diagnostics = diagnose(algo, state.learners, bank, jax.random.PRNGKey(seed + 1))
+    return RunEvaluation(step, results, diagnostics)
