@@ -185,7 +185,8 @@ def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(
     algo, bank, _, state, _ = mixed
     stack_at = 6  # pretend every demo stacks at step 6 and holds it
     steps = np.arange(bank.task_reward.shape[1])
-    bank = bank.replace(task_reward=jnp.asarray(np.broadcast_to(steps >= stack_at, bank.task_reward.shape), jnp.float32))
+    stacked = np.broadcast_to(steps >= stack_at, bank.task_reward.shape)
+    bank = bank.replace(task_reward=jnp.asarray(stacked, jnp.float32))
     result = task_diagnostics.diagnose(algo, state.learners, bank, jax.random.PRNGKey(0))
     assert set(result["backoff"]) == {"agent", "zero"}
     for per_k in result["backoff"].values():
