@@ -13,6 +13,7 @@ from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.replay import NStepBatch
 from mjx_metamimic.training import build, task_diagnostics
+from mjx_metamimic.training.video import ImitationVideo, TaskVideo
 
 DEMO_LENGTHS = (24, 18, 12)
 STEPS_PER_CHUNK = 5
@@ -202,6 +203,19 @@ def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(
     np.testing.assert_allclose(rows[(0, 200)]["return"], np.mean(held), rtol=1e-5)
     assert rows[(0, 200)]["steps"] == len(held)
     assert np.isfinite([r["q"] for r in rows.values()]).all()
+
+
+def test_task_video_shows_the_task_policy_beside_the_demo(mixed):
+    algo, bank, _, state, _ = mixed
+    video = TaskVideo(algo, size=16)
+    out = video.rollouts(state.learners["task"].actor_params, bank, [0, 2])
+    assert out["agent"].shape == out["demo"].shape == (2, bank.max_steps, 16, 16, 3)
+    assert not out["drifted"].any() and set(np.unique(out["reward"])) <= {0.0, 1.0}
+    # the task policy starts from the demo's own first state, as the imitation policy does
+    imitation = ImitationVideo(algo, size=16)
+    first = imitation.rollouts(state.learners["imitation"].actor_params, bank, [2])["agent"][0, 0]
+    np.testing.assert_array_equal(first, out["agent"][1, 0])
+    assert video.frames(state.learners["task"].actor_params, bank, [0]).shape[2] == 32
 
 
 # ------------------------------------------- task-only D4PG with a demo curriculum

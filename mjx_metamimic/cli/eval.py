@@ -3,7 +3,10 @@
 Imitates every demo of a split (default: the held-out validation demos) and runs the
 task policy on fresh layouts, for the learned policies and the zero and random
 baselines in the same run; prints a table and writes ``<run>/eval-<split>.json``.
-``--video PATH`` also writes the imitation policy beside the split's first demos (.mp4/.gif).
+``--video PATH`` also writes the imitation policy beside the split's first demos (.mp4/.gif),
+``--task-video PATH`` the task policy from those demos' layouts beside them, and
+``--task-diagnostics`` measures what the task learner knows on the demos
+(``training.task_diagnostics``; also written to the JSON).
 """
 
 import dataclasses
@@ -40,6 +43,9 @@ class EvalArgs:
     """Demos of the split (the first ones) in the video, one row each."""
     video_size: int = 128
     """Height and width (pixels, even) of the agent's and the demo's halves of the video."""
+    task_video: Path | None = None
+    """Also write a video of the task policy from the first ``video_demos`` demos' layouts
+    beside those demos (the bar under it is full while the blocks are stacked)."""
     task_diagnostics: bool = False
     """Also measure what the task learner knows on these demos: its success started k steps
     before each demo's first stack, and its critic's value against the demos' returns."""
@@ -87,8 +93,9 @@ def main(argv: list[str]) -> int:
     """Runs ``mjx-metamimic eval``."""
     args = tyro.cli(EvalArgs, args=argv, prog="mjx-metamimic eval")
     console = Console()
-    if args.video is not None:  # bad video options fail before the evaluation, not after it
-        check_video_path(args.video)
+    for path in (args.video, args.task_video):  # bad paths fail before the evaluation
+        if path is not None:
+            check_video_path(path)
     evaluation = evaluate_run(
         args.run,
         demos=args.demos,
@@ -100,6 +107,7 @@ def main(argv: list[str]) -> int:
         video_demos=args.video_demos,
         video_size=args.video_size,
         task_diagnostics=args.task_diagnostics,
+        task_video=args.task_video,
         console=console,
     )
     results = evaluation.results
@@ -114,6 +122,7 @@ def main(argv: list[str]) -> int:
     out = args.run / f"eval-{args.split}.json"
     out.write_text(json.dumps(written, indent=2))
     console.print(f"wrote {out}")
-    if args.video is not None:
-        console.print(f"wrote {args.video}")
+    for path in (args.video, args.task_video):
+        if path is not None:
+            console.print(f"wrote {path}")
     return 0

@@ -20,7 +20,7 @@ from mjx_metamimic.training.actors import select_obs
 from mjx_metamimic.training.run_dir import load_run_config
 from mjx_metamimic.training.setup import build
 from mjx_metamimic.training.system import MetaMimic
-from mjx_metamimic.training.video import ImitationVideo
+from mjx_metamimic.training.video import ImitationVideo, TaskVideo
 
 POLICIES: tuple[str, ...] = ("agent", "zero", "random")
 
@@ -229,6 +229,7 @@ def evaluate_run(
     video_demos: int = 1,
     video_size: int = 128,
     task_diagnostics: bool = False,
+    task_video: Path | None = None,
     console=None,
 ) -> RunEvaluation:
     """Evaluates the latest checkpoint of the run in ``run_dir``.
@@ -242,13 +243,16 @@ def evaluate_run(
       seed: seed of the evaluation.
       video: also write the imitation policy beside the split's first ``video_demos``
         demos here (.gif, or .mp4 with PyAV), at ``video_size`` pixels.
+      task_video: also write the task policy from the first ``video_demos`` demos'
+        layouts beside those demos here.
       task_diagnostics: also measure what the task learner knows on these demos
         (``training.task_diagnostics``).
       console: a ``rich`` console for messages (None: quiet).
     """
     config = load_run_config(run_dir)
-    if task_diagnostics and not config.learner.train_task:
-        raise ValueError(f"--task-diagnostics: the run in {run_dir} trains no task learner")
+    for wanted, option in ((task_diagnostics, "--task-diagnostics"), (task_video, "--task-video")):
+        if wanted and not config.learner.train_task:
+            raise ValueError(f"{option}: the run in {run_dir} trains no task learner")
     algo = build(config)
     imitation_video = ImitationVideo(algo, video_size) if video is not None else None
     bank = demo_lib.DemoBank.from_demos(demo_lib.load(demos or config.demos.path, split))
@@ -263,6 +267,11 @@ def evaluate_run(
             console.print(f"rendering {video}: {video_demos} demo(s), {video_size} px")
         params = state.learners["imitation"].actor_params
         imitation_video.write(params, bank, video, video_demos)
+    if task_video is not None:
+        if console is not None:
+            console.print(f"rendering {task_video}: task policy, {video_demos} layout(s)")
+        params = state.learners["task"].actor_params
+        TaskVideo(algo, video_size).write(params, bank, task_video, video_demos)
     diagnostics = None
     if task_diagnostics:
         from mjx_metamimic.training.task_diagnostics import diagnose  # builds on this module

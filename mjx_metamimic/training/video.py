@@ -23,6 +23,7 @@ from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.render import Renderer
 from mjx_metamimic.render.video_file import write_video
+from mjx_metamimic.training.actors import select_obs
 from mjx_metamimic.training.system import MetaMimic
 
 _BAR_BACKGROUND = (40, 40, 40)
@@ -115,6 +116,39 @@ class ImitationVideo:
         frames = self.frames(params, bank, np.arange(num_demos))
         write_video(path, frames, fps=1.0 / self.algo.env.dt)
         return path
+
+
+class TaskVideo(ImitationVideo):
+    """The task policy (no goal, no noise) from each demo's first state - the demo's own
+    layout - beside the demo: whether it stacks, and sooner or later than the demo. The
+    bar under the agent is full while the blocks are stacked (task reward 1).
+
+    Args:
+      algo: the run's algorithm (with a task learner).
+      size: as for ``ImitationVideo``.
+    """
+
+    def __init__(self, algo: MetaMimic, size: int = 128):
+        super().__init__(algo, size)
+        self.max_reward = 1.0
+
+    def _rollout_one(self, params, bank: DemoBank, demo_idx):
+        state = self.algo.imitation.start(bank, demo_idx, jax.random.PRNGKey(0))
+        task = self.algo.learners.learners["task"]
+
+        def step(state, _):
+            obs = select_obs(state.obs, self.algo.config.obs_keys)
+            state = self.algo.env.step(state, task.act(params, obs))
+            return state, (self._render(state), state.reward)
+
+        _, (frames, reward) = jax.lax.scan(step, state, None, length=bank.max_steps - 1)
+        no_step = jnp.zeros((1,))
+        return {
+            "agent": jnp.concatenate([self._render(state)[None], frames]),
+            "demo": resize_nearest(bank.frames[demo_idx], self.size),
+            "reward": jnp.concatenate([no_step, reward]),
+            "drifted": jnp.zeros((bank.max_steps,), bool),
+        }
 
 
 def bar_height(size: int) -> int:
