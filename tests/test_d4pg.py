@@ -353,14 +353,16 @@ def test_truncation_leaves_samples_that_reach_an_episode_end_out():
         assert all(jax.tree.leaves(close)) == same, episode_ends
 
 
-def test_advantage_bc_adds_the_filtered_regression_to_the_actor_loss():
+def test_bc_adds_the_filtered_regression_to_the_actor_loss():
     """actor_loss(weight w) - actor_loss(0) = w * mean(1[Q(s, a) > Q(s, pi(s))] (pi(s) - a)^2)
     over samples and action dimensions (3 here)."""
     batch = random_batch(jax.random.key(5))
     batch = batch.replace(action=jnp.tile(batch.action, (1, 3)) * jnp.array([1.0, -0.5, 0.2]))
     weight = 0.7
     plain = D4PG(TWIN_SCALAR_CONFIG, 3)
-    bc = D4PG(dataclasses.replace(TWIN_SCALAR_CONFIG, advantage_bc_weight=weight), 3)
+    bc = D4PG(dataclasses.replace(TWIN_SCALAR_CONFIG, bc_weight=weight), 3)
+    unfiltered_config = dataclasses.replace(TWIN_SCALAR_CONFIG, bc_weight=weight, bc_filter="none")
+    unfiltered = D4PG(unfiltered_config, 3)
     state = plain.init(jax.random.key(0), jax.tree.map(lambda x: x[0], batch.obs))
     _, without = plain.update(state, batch, key=jax.random.key(1))
     _, with_bc = bc.update(state, batch, key=jax.random.key(1))
@@ -374,6 +376,11 @@ def test_advantage_bc_adds_the_filtered_regression_to_the_actor_loss():
     np.testing.assert_allclose(with_bc["actor_loss"] - without["actor_loss"], expected, rtol=1e-4)
     np.testing.assert_allclose(with_bc["bc_share"], better.mean(), rtol=1e-6)
     assert float(without["bc_share"]) == 0.0
+    _, every = unfiltered.update(state, batch, key=jax.random.key(1))  # TD3+BC: no filter
+    np.testing.assert_allclose(
+        every["actor_loss"] - without["actor_loss"], weight * np.mean(regression), rtol=1e-4
+    )
+    assert float(every["bc_share"]) == 1.0
 
 
 # ---------------------------------------------------------------- two streams, one batch

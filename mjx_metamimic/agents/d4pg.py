@@ -75,13 +75,15 @@ class D4PGConfig:
     For the task stream every end (drifting from the demo, the demo's end, a time limit) is
     a truncation: bootstrapping 0 there makes a held stack worth its remaining steps, not
     ~1 / (1 - gamma)."""
-    advantage_bc_weight: float = 0.0
-    """Weight of a squared-error regression of the actor onto the replay's actions where the
-    critic values them above the actor's own (CRR's binary advantage filter, Wang et al.
-    2020): the actor takes up behaviour the critic already knows is better - for the
-    task learner, the imitation actors' grasps and stacks - which following dQ/da alone
-    reaches slowly. The replay's actions are the actors' own, never the demos'. 0 turns
-    it off."""
+    bc_weight: float = 0.0
+    """Weight of a squared-error regression of the actor onto the replay's actions (per
+    action dimension, as the DPG loss): the task actor takes up what the imitation actors
+    did - their grasps and stacks - which following dQ/da alone reaches slowly. The
+    replay's actions are the actors' own, never the demos'. 0 turns it off."""
+    bc_filter: Literal["advantage", "none"] = "advantage"
+    """Which samples the regression uses: "advantage" those whose action the critic values
+    above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
+    (TD3+BC, Fujimoto & Gu 2021)."""
 
     def __post_init__(self):
         if self.critic not in ("categorical", "scalar"):
@@ -93,11 +95,12 @@ class D4PGConfig:
                 "target_noise_std and target_noise_clip must be >= 0, got "
                 f"{self.target_noise_std} and {self.target_noise_clip}"
             )
-        if self.n_step < 0 or self.advantage_bc_weight < 0:
+        if self.n_step < 0 or self.bc_weight < 0:
             raise ValueError(
-                "n_step and advantage_bc_weight must be >= 0, got "
-                f"{self.n_step} and {self.advantage_bc_weight}"
+                f"n_step and bc_weight must be >= 0, got {self.n_step} and {self.bc_weight}"
             )
+        if self.bc_filter not in ("advantage", "none"):
+            raise ValueError(f"bc_filter must be 'advantage' or 'none', got {self.bc_filter!r}")
         if self.episode_ends not in ("terminal", "truncation"):
             raise ValueError(
                 f"episode_ends must be 'terminal' or 'truncation', got {self.episode_ends!r}"
@@ -330,7 +333,7 @@ class D4PG:
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
             target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm, and
-            bc_share: the share of samples the advantage filter regressed onto, 0 when off).
+            bc_share: the share of samples the actor regressed onto, 0 when off).
         """
         self._check_goal(goal)
         stream = self.config.stream
@@ -362,12 +365,14 @@ class D4PG:
                 actions, dqda, self.config.dqda_clip
             )
             better = jnp.zeros_like(q_policy)
-            if self.config.advantage_bc_weight:
-                q_data = q_of(batch.action)
-                better = jax.lax.stop_gradient((q_data > q_policy).astype(jnp.float32))
+            if self.config.bc_weight:
+                better = jnp.ones_like(q_policy)
+                if self.config.bc_filter == "advantage":
+                    q_data = q_of(batch.action)
+                    better = jax.lax.stop_gradient((q_data > q_policy).astype(jnp.float32))
                 # per sample and action dimension, as the DPG loss is: (B, A)
                 regression = better[:, None] * jnp.square(actions - batch.action)
-                loss = loss + self.config.advantage_bc_weight * regression
+                loss = loss + self.config.bc_weight * regression
             return mean(loss), (dqda, better)
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
