@@ -317,8 +317,8 @@ def test_n_step_returns_solve_a_reward_100_steps_away():
     """The ``late`` probe pays 1 only at step 100 (gamma 0.99: Q(0) = 0.37). On the same
     updates a 5-step learner gets Q right at every step; a 1-step learner does not."""
     config = dataclasses.replace(TWIN_SCALAR_CONFIG, target_tau=0.05)
-    five = train_probe_q_errors(dataclasses.replace(config, n_step=5), "late", 0.99, 500)
-    one = train_probe_q_errors(dataclasses.replace(config, n_step=1), "late", 0.99, 500)
+    five = train_probe_q_errors(dataclasses.replace(config, n_step=5), "late", 0.99, 250)
+    one = train_probe_q_errors(dataclasses.replace(config, n_step=1), "late", 0.99, 250)
     assert five.max() < 0.1 and five.mean() < 0.05, five
     assert one.max() > 0.1 and one.mean() > 2 * five.mean(), (one.max(), one.mean(), five.mean())
 
