@@ -3,6 +3,7 @@ other test file covers)."""
 
 import dataclasses
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -100,3 +101,13 @@ def test_ctrl_c_checkpoints_evaluates_and_returns(tiny_features, tmp_path: Path)
     assert totals["chunks"] == 2 and (result.run_dir / "eval.json").exists()
     assert checkpoints.manager(result.run_dir).latest_step() == 2
     assert np.isfinite(result.final_eval["eval/agent/reward"])
+
+
+def test_commands_cap_malloc_arenas_unless_the_user_chose(monkeypatch):
+    """The cap that keeps a long run's memory flat (docs/reliability.md, soak)."""
+    from mjx_metamimic._malloc import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert limit_malloc_arenas() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is sys.platform.startswith("linux")

@@ -7,7 +7,8 @@ Modules are imported lazily so that the default XLA flags are set before JAX loa
 Bad input (an unknown config, an impossible value, a missing or corrupt file, a directory
 that is not a run) ends the command with one line naming the problem and exit code 2; a
 run whose gradients stay NaN or infinite ends with one line and exit code 1.
-``MJX_METAMIMIC_DEBUG=1`` shows the traceback instead.
+``MJX_METAMIMIC_DEBUG=1`` shows the traceback instead. Commands cap glibc's malloc arenas
+(``_malloc``) so that resident memory stays flat over long runs.
 """
 
 import importlib
@@ -15,6 +16,7 @@ import os
 import sys
 
 import mjx_metamimic  # noqa: F401  (sets default XLA flags before anything imports jax)
+from mjx_metamimic._malloc import limit_malloc_arenas
 from mjx_metamimic.errors import TrainingDiverged
 
 # command -> ("module:function", one-line help). The function takes the remaining argv.
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"mjx-metamimic: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    limit_malloc_arenas()  # before JAX starts its threads: flat memory over long runs
     module_name, func_name = COMMANDS[name][0].split(":")
     command = getattr(importlib.import_module(module_name), func_name)
     try:
