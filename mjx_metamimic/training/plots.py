@@ -15,6 +15,7 @@ CURVES = {
     "train/env/stacked": "stacked (share of steps)",
     "train/imitation/critic_loss": "imitation critic loss",
     "train/task/critic_loss": "task critic loss",
+    "train/task/q_mean": "task critic value (batch mean)",
     "train/task_actor/env/stacked": "task actors: stacked (share of steps)",
 }
 
