@@ -111,13 +111,17 @@ def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=Non
 def demo_reference(bank: DemoBank) -> dict[str, float]:
     """The demos' own task return and steps to stack, for normalisation."""
     reward = np.asarray(bank.task_reward)  # (N, T)
-    lengths = np.asarray(bank.lengths)
-    mask = np.arange(reward.shape[1])[None] < lengths[:, None]
-    first = np.argmax(reward > 0, axis=1)
+    mask = np.arange(reward.shape[1])[None] < np.asarray(bank.lengths)[:, None]
     return {
         "task_return": float(np.mean(np.sum(reward * mask, axis=1))),
-        "steps_to_stack": float(np.mean(first)),
+        "steps_to_stack": float(np.mean(first_stack(bank))),
     }
+
+
+def first_stack(bank: DemoBank) -> np.ndarray:
+    """(N,) each demo's first step with the task reward on (its length if none)."""
+    reward = np.asarray(bank.task_reward) > 0
+    return np.where(reward.any(1), reward.argmax(1), np.asarray(bank.lengths))
 
 
 def task_summary(task: dict, suffix: str) -> dict[str, float]:

@@ -18,19 +18,12 @@ from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.bank import goal
 from mjx_metamimic.envs.batching import batched
-from mjx_metamimic.training.evaluate import POLICIES, task_episode
+from mjx_metamimic.training.evaluate import POLICIES, first_stack, task_episode
 from mjx_metamimic.training.system import MetaMimic
 
 BACKOFFS = (0, 10, 20, 40, 80)
 # groups of demo steps by their distance to the first stack (t - t_stack), for the critic
 CRITIC_BINS = ((-200, -80), (-80, -40), (-40, -10), (-10, 0), (0, 200))
-
-
-def first_stack(bank: DemoBank) -> np.ndarray:
-    """(N,) each demo's first step with the task reward on (its length if none)."""
-    reward = np.asarray(bank.task_reward) > 0
-    lengths = np.asarray(bank.lengths)
-    return np.where(reward.any(1), reward.argmax(1), lengths)
 
 
 def backoff_success(
