@@ -12,7 +12,7 @@ from mjx_metamimic.agents import D4PG, D4PGConfig
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.replay import NStepBatch
-from mjx_metamimic.training import build, task_diagnostics
+from mjx_metamimic.training import build, gripper_diagnostics, task_diagnostics
 from mjx_metamimic.training.video import ImitationVideo, TaskVideo
 
 DEMO_LENGTHS = (24, 18, 12)
@@ -203,6 +203,29 @@ def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(
     np.testing.assert_allclose(rows[(0, 200)]["return"], np.mean(held), rtol=1e-5)
     assert rows[(0, 200)]["steps"] == len(held)
     assert np.isfinite([r["q"] for r in rows.values()]).all()
+
+
+def test_gripper_diagnostics_group_steps_around_the_goals_gripper_changes(mixed):
+    algo, bank, _, state, _ = mixed
+    gap = gripper_diagnostics.GAP
+    steps = np.arange(bank.proprio.shape[1])
+    wide = 2 * algo.env.config.gripper_open  # command +1: open
+    gaps = np.where(steps < 8, wide, 0.0)[None, :, None]  # the demos shut at step 8
+    proprio = np.array(bank.proprio)
+    proprio[..., gap] = gaps
+    bank = bank.replace(proprio=jnp.asarray(proprio))
+    measured = gripper_diagnostics.gripper_diagnostics(algo, state.learners, bank)
+    rows = {r["steps"]: r for r in measured}
+    # goals are one step ahead, so the choice changes at t = 7: steps 2..12 are near it
+    valid = np.asarray(bank.lengths) - 1
+    near = [len(range(2, min(13, v))) for v in valid]
+    assert rows["grasp/release"]["count"] == sum(near)
+    assert rows["elsewhere"]["count"] == int(valid.sum()) - sum(near)
+    assert rows["all"]["count"] == int(valid.sum())
+    for row in rows.values():
+        for name in ("actor_agrees", "critic_prefers_goal"):
+            assert 0.0 <= row[name] <= 1.0
+        assert np.isfinite([row["actor_gap_sensitivity"], row["critic_value_gap"]]).all()
 
 
 def test_task_video_shows_the_task_policy_beside_the_demo(mixed):

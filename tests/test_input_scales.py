@@ -91,3 +91,44 @@ def test_demo_input_scales_known_values():
     np.testing.assert_allclose(
         scales.difference_scale, [np.sqrt(np.mean(steps**2)), 0.01], rtol=1e-6
     )
+
+
+def test_asymmetric_critic_reads_features_and_the_actor_only_pixels():
+    """critic_inputs="features": the critic is the features MLP (frames ignored), the pixel
+    actor never reads the privileged features, and one set of scales (proprio first)
+    standardises both."""
+    from mjx_metamimic.networks import CriticEnsemble
+
+    config = NetworkConfig(
+        inputs="pixels",
+        torso="tiny",
+        torso_hidden=(8,),
+        head_hidden=(8,),
+        standardize_inputs=True,
+        critic_inputs="features",
+    )
+    keys = jax.random.split(jax.random.PRNGKey(2), 6)
+    pixels = jax.random.randint(keys[0], (3, 8, 8, 3), 0, 256).astype(jnp.uint8)
+    obs = {
+        "pixels": pixels,
+        "proprio": jax.random.normal(keys[1], (3, 4)),
+        "features": jax.random.normal(keys[2], (3, 2)),
+    }
+    goal = {**obs, "pixels": pixels[::-1], "features": obs["features"] + 1.0}
+    actor, critic = Actor(config, action_dim=2), CriticEnsemble(config, 1, 2)
+    action = jnp.zeros((3, 2))
+    scales = InputScales(jnp.arange(6.0), jnp.full((6,), 2.0), jnp.full((6,), 0.5))
+    actor_vars = set_input_scales(actor.init(keys[3], obs, goal), scales)
+    critic_vars = set_input_scales(critic.init(keys[4], obs, goal, action), scales)
+    assert jax.tree.leaves(actor_vars["input_scales"])[0].shape == (4,)
+    assert jax.tree.leaves(critic_vars["input_scales"])[0].shape == (6,)
+    paths = lambda tree: str(jax.tree_util.tree_leaves_with_path(tree))
+    assert "ResNetTorso" in paths(actor_vars) and "ResNetTorso" not in paths(critic_vars)
+    other_frames = {**obs, "pixels": 255 - pixels}
+    other_features = {**obs, "features": -obs["features"]}
+    q = critic.apply(critic_vars, obs, goal, action)
+    np.testing.assert_array_equal(critic.apply(critic_vars, other_frames, goal, action), q)
+    assert not np.allclose(critic.apply(critic_vars, other_features, goal, action), q)
+    a = actor.apply(actor_vars, obs, goal)
+    np.testing.assert_array_equal(actor.apply(actor_vars, other_features, goal), a)
+    assert not np.allclose(actor.apply(actor_vars, other_frames, goal), a)

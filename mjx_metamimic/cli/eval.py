@@ -6,7 +6,8 @@ baselines in the same run; prints a table and writes ``<run>/eval-<split>.json``
 ``--video PATH`` also writes the imitation policy beside the split's first demos (.mp4/.gif),
 ``--task-video PATH`` the task policy from those demos' layouts beside them, and
 ``--task-diagnostics`` measures what the task learner knows on the demos
-(``training.task_diagnostics``; also written to the JSON).
+(``training.task_diagnostics``; also written to the JSON), ``--gripper-diagnostics`` what
+the imitation learner knows about the gripper (``training.gripper_diagnostics``).
 """
 
 import dataclasses
@@ -49,6 +50,10 @@ class EvalArgs:
     task_diagnostics: bool = False
     """Also measure what the task learner knows on these demos: its success started k steps
     before each demo's first stack, and its critic's value against the demos' returns."""
+    gripper_diagnostics: bool = False
+    """Also measure what the imitation learner knows about the gripper on these demos: does
+    the actor follow the goal's finger gap, and does the critic prefer the goal's gripper
+    choice, at grasps and releases and elsewhere."""
 
 
 def results_table(results: dict[str, float], policies: tuple[str, ...], split: str) -> Table:
@@ -89,6 +94,24 @@ def diagnostics_tables(diagnostics: dict) -> Group:
     return Group(backoff, critic)
 
 
+def gripper_table(rows: list[dict]) -> Table:
+    """The gripper diagnostics: one row per group of demo steps."""
+    table = Table(title="imitation learner's gripper against the goal's gripper choice")
+    columns = {
+        "steps": "demo steps",
+        "count": "count",
+        "actor_agrees": "actor agrees",
+        "actor_gap_sensitivity": "actor: d(command) goal shut->open",
+        "critic_prefers_goal": "critic prefers goal's",
+        "critic_value_gap": "Q(goal's) - Q(other)",
+    }
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    for row in rows:
+        table.add_row(*(v if isinstance(v := row[k], str) else f"{v:.3g}" for k in columns))
+    return table
+
+
 def main(argv: list[str]) -> int:
     """Runs ``mjx-metamimic eval``."""
     args = tyro.cli(EvalArgs, args=argv, prog="mjx-metamimic eval")
@@ -108,6 +131,7 @@ def main(argv: list[str]) -> int:
         video_size=args.video_size,
         task_diagnostics=args.task_diagnostics,
         task_video=args.task_video,
+        gripper_diagnostics=args.gripper_diagnostics,
         console=console,
     )
     results = evaluation.results
@@ -119,6 +143,9 @@ def main(argv: list[str]) -> int:
     if evaluation.task_diagnostics is not None:
         console.print(diagnostics_tables(evaluation.task_diagnostics))
         written["task_diagnostics"] = evaluation.task_diagnostics
+    if evaluation.gripper_diagnostics is not None:
+        console.print(gripper_table(evaluation.gripper_diagnostics))
+        written["gripper_diagnostics"] = evaluation.gripper_diagnostics
     out = args.run / f"eval-{args.split}.json"
     out.write_text(json.dumps(written, indent=2))
     console.print(f"wrote {out}")

@@ -56,6 +56,11 @@ class NetworkConfig:
     pixels (the vector inputs join their output), the whole torso for features."""
     head_hidden: tuple[int, ...] = (256, 256)
     """Dense layers (Dense -> LayerNorm -> ELU) of the policy and critic heads."""
+    critic_inputs: Literal["same", "features"] = "same"
+    """What the critics read: "same" as the actor (``inputs``), or "features": the
+    privileged features MLP while a pixel actor keeps its pixels (asymmetric actor-critic,
+    Pinto et al. 2018). The critic only trains the actor, so the policy still acts from
+    pixels alone; the conv torso is then the actor's only, a fraction of an update's cost."""
     standardize_inputs: bool = False
     """Standardise the vector inputs with the training demos' statistics (observations and
     goals by their mean and std, goal - obs by the RMS of one demo step), clipped to +-5."""

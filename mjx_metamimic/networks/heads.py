@@ -5,6 +5,7 @@ float32 and optionally ``features`` (..., F) float32. Any number of leading axes
 (none included), so the modules can be applied to batches or vmapped over single samples.
 """
 
+import dataclasses
 from collections.abc import Mapping
 
 import flax.linen as nn
@@ -32,8 +33,10 @@ class InputScales:
 
 def set_input_scales(variables: dict, scales: InputScales) -> dict:
     """Returns ``variables`` (of an Actor or Critic) with ``scales`` in every encoder."""
+    # Proprio comes first in every encoder's vectors, so an encoder that reads fewer parts
+    # (a pixel actor beside a features critic) takes the leading entries.
     collection = jax.tree_util.tree_map_with_path(
-        lambda path, leaf: getattr(scales, path[-1].key).astype(leaf.dtype),
+        lambda path, leaf: getattr(scales, path[-1].key)[: leaf.shape[-1]].astype(leaf.dtype),
         variables[INPUT_SCALES],
     )
     return {**variables, INPUT_SCALES: collection}
@@ -45,6 +48,19 @@ def observation_vectors(obs: Observation) -> jax.Array:
     if "features" in obs:
         parts.append(obs["features"])
     return jnp.concatenate([p.astype(jnp.float32) for p in parts], axis=-1)
+
+
+def without_features(obs: Observation) -> Observation:
+    """``obs`` without its privileged ``features`` part."""
+    return {k: v for k, v in obs.items() if k != "features"}
+
+
+def critic_network(config: NetworkConfig) -> NetworkConfig:
+    """The network the critics use: ``config``, or its features MLP when
+    ``config.critic_inputs`` is "features"."""
+    if config.critic_inputs == "features":
+        return dataclasses.replace(config, inputs="features")
+    return config
 
 
 class Encoder(nn.Module):
@@ -66,6 +82,9 @@ class Encoder(nn.Module):
     def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
         """Returns the embedding: (..., E) float32, E = torso_hidden[-1] (+ the vector
         inputs' size for pixels)."""
+        if self.config.inputs == "pixels":  # privileged features are never a pixel input
+            obs = without_features(obs)
+            goal = None if goal is None else without_features(goal)
         vectors = observation_vectors(obs)  # (..., V)
         batch_shape = vectors.shape[:-1]
         goal_vectors = None if goal is None else observation_vectors(goal)
@@ -124,11 +143,9 @@ class Critic(nn.Module):
     num_atoms: int
 
     @nn.compact
-    def __call__(
-        self, obs: Observation, goal: Observation | None, action: jax.Array
-    ) -> jax.Array:
+    def __call__(self, obs: Observation, goal: Observation | None, action: jax.Array) -> jax.Array:
         """Returns logits: (..., num_atoms) float32."""
-        embedding = Encoder(self.config)(obs, goal)
+        embedding = Encoder(critic_network(self.config))(obs, goal)
         h = LayerNormMLP(self.config.head_hidden)(jnp.concatenate([embedding, action], -1))
         return nn.Dense(self.num_atoms, kernel_init=nn.initializers.normal(1e-3))(h)
 
@@ -142,9 +159,7 @@ class CriticEnsemble(nn.Module):
     num_critics: int = 1
 
     @nn.compact
-    def __call__(
-        self, obs: Observation, goal: Observation | None, action: jax.Array
-    ) -> jax.Array:
+    def __call__(self, obs: Observation, goal: Observation | None, action: jax.Array) -> jax.Array:
         """Returns outputs: (..., num_critics, num_atoms) float32."""
         critics = nn.vmap(
             Critic,

@@ -330,9 +330,11 @@ class TrainConfig:
 
     @property
     def obs_keys(self) -> tuple[str, ...]:
-        """Observation parts the networks see: pixels + proprio, or proprio + features."""
-        if self.learner.network.inputs == "pixels":
-            return ("pixels", "proprio")
+        """Observation parts the networks see: pixels + proprio (+ features for critics
+        that read them), or proprio + features."""
+        network = self.learner.network
+        if network.inputs == "pixels":
+            return ("pixels", "proprio") + (("features",) * (network.critic_inputs == "features"))
         return ("proprio", "features")
 
     def learner_configs(self) -> dict[str, D4PGConfig]:

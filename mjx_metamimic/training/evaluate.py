@@ -17,6 +17,7 @@ from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.stack import FEATURES_PARTS
 from mjx_metamimic.training import checkpoints
 from mjx_metamimic.training.actors import select_obs
+from mjx_metamimic.training.gripper_diagnostics import gripper_diagnostics as measure_gripper
 from mjx_metamimic.training.run_dir import load_run_config
 from mjx_metamimic.training.setup import build
 from mjx_metamimic.training.system import MetaMimic
@@ -220,6 +221,7 @@ class RunEvaluation:
     checkpoint: int
     results: dict[str, float]
     task_diagnostics: dict | None = None
+    gripper_diagnostics: list[dict] | None = None
 
 
 def evaluate_run(
@@ -234,6 +236,7 @@ def evaluate_run(
     video_size: int = 128,
     task_diagnostics: bool = False,
     task_video: Path | None = None,
+    gripper_diagnostics: bool = False,
     console=None,
 ) -> RunEvaluation:
     """Evaluates the latest checkpoint of the run in ``run_dir``.
@@ -251,12 +254,16 @@ def evaluate_run(
         layouts beside those demos here.
       task_diagnostics: also measure what the task learner knows on these demos
         (``training.task_diagnostics``).
+      gripper_diagnostics: also measure what the imitation learner knows about the gripper
+        on these demos (``training.gripper_diagnostics``).
       console: a ``rich`` console for messages (None: quiet).
     """
     config = load_run_config(run_dir)
     for wanted, option in ((task_diagnostics, "--task-diagnostics"), (task_video, "--task-video")):
         if wanted and not config.learner.train_task:
             raise ValueError(f"{option}: the run in {run_dir} trains no task learner")
+    if gripper_diagnostics and not config.learner.train_imitation:
+        raise ValueError(f"--gripper-diagnostics: the run in {run_dir} trains no imitation learner")
     algo = build(config)
     imitation_video = ImitationVideo(algo, video_size) if video is not None else None
     bank = demo_lib.DemoBank.from_demos(demo_lib.load(demos or config.demos.path, split))
@@ -283,4 +290,9 @@ def evaluate_run(
         if console is not None:
             console.print("task diagnostics: back-off starts and the critic along the demos")
         diagnostics = diagnose(algo, state.learners, bank, jax.random.PRNGKey(seed + 1))
-    return RunEvaluation(step, results, diagnostics)
+    gripper = None
+    if gripper_diagnostics:
+        if console is not None:
+            console.print("gripper diagnostics: actor and critic against the goals' gripper")
+        gripper = measure_gripper(algo, state.learners, bank)
+    return RunEvaluation(step, results, diagnostics, gripper)
