@@ -64,6 +64,7 @@ def test_imitation_policy_follows_held_out_demos_better_than_zero_actions(traine
     # first states) are still measured, and standing still stacks nothing
     assert zero["task_success"] == zero["task_success_from_demos"] == 0.0
     assert "task_success" not in agent and final["eval/demos/steps_to_stack"] > 0
+    assert final["eval/demos/ended_stacked"] == 1.0  # demos are kept only if they stack
 
 
 def test_trainer_reports_and_leaves_a_complete_run_directory(trained):
@@ -105,3 +106,17 @@ def test_commands_refuse_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert cli.main(["train", "--resume", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("a run directory?") == 2 and "Traceback" not in err
+
+
+def test_evaluation_line_sets_stacking_beside_the_zero_policy_and_the_demos():
+    from mjx_metamimic.training.trainer import against_baselines
+
+    result = {
+        "eval/agent/ended_stacked": 0.3,
+        "eval/zero/ended_stacked": 0.0,
+        "eval/demos/ended_stacked": 1.0,
+        "eval/agent/joint_error": 0.08,
+        "eval/zero/joint_error": 0.76,
+    }
+    line = against_baselines(result, 10)
+    assert "agent 3/10, zero policy 0/10, the demos 10/10" in line and "9.5x below" in line

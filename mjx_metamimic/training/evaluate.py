@@ -110,12 +110,15 @@ def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=Non
 
 
 def demo_reference(bank: DemoBank) -> dict[str, float]:
-    """The demos' own task return and steps to stack, for normalisation."""
+    """The demos' own task return, steps to stack and share ended stacked (the reference
+    of the policies' figures)."""
     reward = np.asarray(bank.task_reward)  # (N, T)
-    mask = np.arange(reward.shape[1])[None] < np.asarray(bank.lengths)[:, None]
+    lengths = np.asarray(bank.lengths)
+    mask = np.arange(reward.shape[1])[None] < lengths[:, None]
     return {
         "task_return": float(np.mean(np.sum(reward * mask, axis=1))),
         "steps_to_stack": float(np.mean(first_stack(bank))),
+        "ended_stacked": float(np.mean(reward[np.arange(len(lengths)), lengths - 1] > 0)),
     }
 
 

@@ -333,11 +333,28 @@ class Trainer:
                 f"{name}eval @ chunk {self.counter(state, 'chunks')}: "
                 + "  ".join(f"{k}={v:.3g}" for k, v in agent.items() if np.isfinite(v))
             )
+            if "eval/agent/ended_stacked" in result:  # an imitation policy was evaluated
+                self.console.print(against_baselines(result, self.banks["validation"].num_demos))
             if self.progress_fn is not None:
                 extra = {"run/seed": seed.config.run.seed} if self.vmapped else {}
                 self.progress_fn(env_steps, {**result, **extra})
             results.append(result)
         return results
+
+
+def against_baselines(result: dict[str, float], num_demos: int) -> str:
+    """One line: the imitation policy's held-out demos ended stacked and joint error beside
+    the zero policy's and the demos' own (from an ``Evaluator`` result)."""
+    get = lambda policy, name: result.get(f"eval/{policy}/{name}", float("nan"))
+    stacked = lambda policy: f"{round(get(policy, 'ended_stacked') * num_demos)}/{num_demos}"
+    line = f"  ended stacked: agent {stacked('agent')}"
+    if "eval/zero/ended_stacked" in result:
+        line += f", zero policy {stacked('zero')}"
+    line += f", the demos {stacked('demos')}"
+    agent, zero = get("agent", "joint_error"), get("zero", "joint_error")
+    if np.isfinite(agent) and np.isfinite(zero):
+        line += f"; joint error {agent:.3g} rad ({zero / agent:.1f}x below the zero policy's)"
+    return line
 
 
 def write_totals(run_dir: Path, state, train_seconds: float) -> dict:
