@@ -25,6 +25,7 @@ import numpy as np
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.bank import goal as demo_obs
 from mjx_metamimic.envs.stack import GRIPPER_ACTION, PROPRIO_PARTS
+from mjx_metamimic.training.actors import select_obs
 from mjx_metamimic.training.system import MetaMimic
 
 WINDOW = 5  # steps either side of a change of the goal's gripper choice
@@ -48,8 +49,8 @@ def gripper_diagnostics(algo: MetaMimic, learners: dict, bank: DemoBank) -> list
     ids = jnp.repeat(jnp.arange(num, dtype=jnp.int32), steps)
     ts = jnp.tile(jnp.arange(steps, dtype=jnp.int32), num)
     keys = algo.config.obs_keys
-    obs = {k: v for k, v in demo_obs(bank, ids, ts).items() if k in keys}
-    goal = {k: v for k, v in demo_obs(bank, ids, ts + lookahead).items() if k in keys}
+    obs = select_obs(demo_obs(bank, ids, ts), keys)
+    goal = select_obs(demo_obs(bank, ids, ts + lookahead), keys)
     gaps = np.asarray(bank.proprio)[..., GAP]
     shut_gap, open_gap = float(gaps.min()), float(gaps.max())  # the demos' extremes
 

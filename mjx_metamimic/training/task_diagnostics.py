@@ -18,6 +18,7 @@ from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.bank import goal
 from mjx_metamimic.envs.batching import batched
+from mjx_metamimic.training.actors import select_obs
 from mjx_metamimic.training.evaluate import POLICIES, first_stack, task_episode
 from mjx_metamimic.training.system import MetaMimic
 
@@ -65,7 +66,7 @@ def critic_along_demos(algo: MetaMimic, learners: dict, bank: DemoBank) -> list[
     ids = jnp.repeat(jnp.arange(num, dtype=jnp.int32), steps)
     ts = jnp.tile(jnp.arange(steps, dtype=jnp.int32), num)
     obs = goal(bank, ids, ts)
-    obs = {k: obs[k] for k in algo.config.obs_keys}
+    obs = select_obs(obs, algo.config.obs_keys)
     value = lambda o: task.q_mean(state.critic_params, o, None, task.act(state.actor_params, o))
     q = np.asarray(jax.jit(value)(obs)).reshape(num, steps)
     reward = np.asarray(bank.task_reward, np.float64)
