@@ -35,6 +35,10 @@ PROBE_CONFIG = D4PGConfig(
 )
 # TD3's critic options on the same probes: twin scalar critics (clipped double Q).
 TWIN_SCALAR_CONFIG = dataclasses.replace(PROBE_CONFIG, critic="scalar", num_critics=2)
+# The same with one torso for both critics, read by the actor without a gradient.
+SHARED_TORSO_CONFIG = dataclasses.replace(
+    TWIN_SCALAR_CONFIG, network=dataclasses.replace(SMALL_MLP, shared_torso=True)
+)
 ACTIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 SHORT_PROBES = ("constant", "observation", "two_step", "countdown", "bandit")
 
@@ -211,10 +215,11 @@ def test_update_checks_goal_conditioning(probe_learner):
 # ---------------------------------------------------------------- probe problems
 
 
-@pytest.fixture(scope="module", params=["categorical", "twin_scalar"])
+@pytest.fixture(scope="module", params=["categorical", "twin_scalar", "shared_torso"])
 def probe_results(request):
     """Trains the probe learner once per probe; one compiled function serves all probes."""
-    config = {"categorical": PROBE_CONFIG, "twin_scalar": TWIN_SCALAR_CONFIG}[request.param]
+    config = {"categorical": PROBE_CONFIG, "twin_scalar": TWIN_SCALAR_CONFIG,
+              "shared_torso": SHARED_TORSO_CONFIG}[request.param]
     learner = D4PG(config, action_dim=1)
     replay = NStepReplay(ReplayConfig(capacity=4096, n_step=3, gamma=GAMMA, min_size=256), 16)
     train = jax.jit(
@@ -462,3 +467,53 @@ def test_pixel_learner_updates_with_goal_frames():
         old, new = old[name], new[name]
     assert old.shape[3] == 6  # (critics, 3, 3, C, D): obs and goal frames channel-stacked
     assert float(jnp.max(jnp.abs(new - old))) > 0
+
+
+def test_shared_torso_keeps_the_actor_on_the_critics_encoder_and_cuts_the_update():
+    network = NetworkConfig(torso="tiny", torso_hidden=(16,), head_hidden=(16,))
+    shared = dataclasses.replace(network, shared_torso=True)
+    configs = {
+        name: D4PGConfig(stream="imitation", goal_conditioned=True, network=net,
+                         critic="scalar", num_critics=2)
+        for name, net in (("separate", network), ("shared", shared))
+    }
+    obs = {"pixels": jax.random.randint(jax.random.key(0), (4, 8, 8, 3), 0, 256).astype(
+        jnp.uint8), "proprio": jax.random.normal(jax.random.key(1), (4, 3))}
+    batch = NStepBatch(
+        obs=obs, action=jnp.zeros((4, 2)), extras={}, returns={"imitation": jnp.ones(4)},
+        discounts={"imitation": jnp.full(4, 0.9)}, next_obs=obs, next_extras={},
+    )
+    flops = {}
+    for name, config in configs.items():
+        learner = D4PG(config, 2)
+        state = learner.init(jax.random.key(2), obs, obs)
+        update = jax.jit(learner.update)
+        flops[name] = update.lower(state, batch, obs, obs).cost_analysis()["flops"]
+    new_state, metrics = update(state, batch, obs, obs)
+    assert all(bool(jnp.isfinite(v)) for v in metrics.values())
+
+    def encoder(variables):
+        return variables["params"]["Encoder_0"]
+
+    for actor, critic in ((new_state.actor_params, new_state.critic_params),
+                          (new_state.target_actor_params, new_state.target_critic_params)):
+        chex.assert_trees_all_equal(encoder(actor), encoder(critic))
+    old_kernel = encoder(state.critic_params)["ResNetTorso_0"]["Conv_0"]["kernel"]
+    new_kernel = encoder(new_state.critic_params)["ResNetTorso_0"]["Conv_0"]["kernel"]
+    assert float(jnp.max(jnp.abs(new_kernel - old_kernel))) > 0  # the critic loss trains it
+    # The twin critics share the encoder: one set of conv kernels, two heads.
+    assert old_kernel.ndim == 4
+    assert new_state.critic_params["params"]["critics"]["Dense_0"]["kernel"].shape[0] == 2
+    # Acting through the Actor equals the head on the critics' embedding.
+    embedding = learner.shared.embed(new_state.critic_params, obs, obs)
+    np.testing.assert_allclose(
+        learner.act(new_state.actor_params, obs, obs),
+        learner.shared.policy(new_state.actor_params, embedding), rtol=1e-6, atol=1e-6,
+    )
+    # One torso pass with its gradient and one target pass, instead of one per network.
+    assert flops["shared"] < 0.5 * flops["separate"], flops
+
+
+def test_shared_torso_needs_the_critics_to_read_the_actors_inputs():
+    with pytest.raises(ValueError, match="shared_torso needs critic_inputs='same'"):
+        NetworkConfig(shared_torso=True, critic_inputs="features")

@@ -9,8 +9,7 @@ categorical one, twin critics whose smaller target value is bootstrapped from (c
 double Q), and clipped Gaussian noise on the target action (target policy smoothing).
 """
 
-import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import flax.struct
 import jax
@@ -19,97 +18,11 @@ import numpy as np
 import optax
 import rlax
 
-from mjx_metamimic.networks import Actor, CriticEnsemble, NetworkConfig
+from mjx_metamimic.agents.d4pg_config import D4PGConfig
+from mjx_metamimic.agents.shared_torso import SharedTorso
+from mjx_metamimic.networks import Actor, CriticEnsemble
 from mjx_metamimic.networks.heads import Observation
 from mjx_metamimic.replay import NStepBatch
-
-
-@dataclasses.dataclass(frozen=True)
-class D4PGConfig:
-    """Hyper-parameters of one D4PG learner."""
-
-    stream: str = "task"
-    """Reward stream of the replay this learner maximises."""
-    goal_conditioned: bool = False
-    """Whether the actor and critic also see a goal observation."""
-    network: NetworkConfig = NetworkConfig()
-    """Actor and critic architecture (same form, separate parameters)."""
-    critic: Literal["categorical", "scalar"] = "categorical"
-    """Critic form: a categorical distribution over ``num_atoms`` atoms in [v_min, v_max]
-    (D4PG, cross-entropy loss), or a scalar value (squared TD error)."""
-    num_critics: int = 1
-    """Independent critics; with 2 or more each bootstraps from the target critic whose
-    value is smallest (clipped double Q); the policy follows the first."""
-    target_noise_std: float = 0.0
-    """Std of the Gaussian noise added to the target policy's action (0: none)."""
-    target_noise_clip: float = 0.5
-    """Bound on that noise, per action dimension."""
-    num_atoms: int = 51
-    """Atoms of the critic's categorical support."""
-    v_min: float = -150.0
-    """Lowest value of the critic's support."""
-    v_max: float = 150.0
-    """Highest value of the critic's support."""
-    actor_lr: float = 1e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 1e-4
-    """Adam learning rate of the critic."""
-    max_grad_norm: float = 40.0
-    """Global gradient-norm clip applied before Adam (each network separately)."""
-    dqda_clip: float | None = 1.0
-    """Clip on the L2 norm of dQ/da in the policy gradient; None disables it."""
-    target_update: Literal["polyak", "periodic"] = "polyak"
-    """How target networks follow the online ones: every update by Polyak averaging, or a
-    full copy every ``target_period`` updates."""
-    target_tau: float = 0.005
-    """Polyak step size (target <- (1 - tau) target + tau online)."""
-    target_period: int = 100
-    """Updates between target copies for ``periodic``."""
-    n_step: int = 0
-    """Steps of this learner's n-step return (0: the replay's ``n_step``). A sparse reward
-    far from most states (the task's stack) travels back n steps per update instead of one."""
-    episode_ends: Literal["terminal", "truncation"] = "terminal"
-    """What the end of a stored episode means to this learner: "terminal" bootstraps 0 past
-    it; "truncation" leaves out of its losses the samples whose n-step window reaches an
-    episode's end (the next state is never stored, so there is nothing to bootstrap from).
-    For the task stream every end (drifting from the demo, the demo's end, a time limit) is
-    a truncation: bootstrapping 0 there makes a held stack worth its remaining steps, not
-    ~1 / (1 - gamma)."""
-    bc_weight: float = 0.0
-    """Weight of a squared-error regression of the actor onto the replay's actions (per
-    action dimension, as the DPG loss): the task actor takes up what the imitation actors
-    did - their grasps and stacks - which following dQ/da alone reaches slowly. The
-    replay's actions are the actors' own, never the demos'. 0 turns it off."""
-    bc_filter: Literal["advantage", "none"] = "advantage"
-    """Which samples the regression uses: "advantage" those whose action the critic values
-    above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
-    (TD3+BC, Fujimoto & Gu 2021)."""
-
-    def __post_init__(self):
-        if self.critic not in ("categorical", "scalar"):
-            raise ValueError(f"critic must be 'categorical' or 'scalar', got {self.critic!r}")
-        if self.num_critics < 1:
-            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
-        if self.target_noise_std < 0 or self.target_noise_clip < 0:
-            raise ValueError(
-                "target_noise_std and target_noise_clip must be >= 0, got "
-                f"{self.target_noise_std} and {self.target_noise_clip}"
-            )
-        if self.n_step < 0 or self.bc_weight < 0:
-            raise ValueError(
-                f"n_step and bc_weight must be >= 0, got {self.n_step} and {self.bc_weight}"
-            )
-        if self.bc_filter not in ("advantage", "none"):
-            raise ValueError(f"bc_filter must be 'advantage' or 'none', got {self.bc_filter!r}")
-        if self.episode_ends not in ("terminal", "truncation"):
-            raise ValueError(
-                f"episode_ends must be 'terminal' or 'truncation', got {self.episode_ends!r}"
-            )
-        if self.critic == "categorical" and not (self.num_atoms >= 2 and self.v_max > self.v_min):
-            raise ValueError(
-                "a categorical critic needs num_atoms >= 2 and v_max > v_min, got "
-                f"{self.num_atoms}, [{self.v_min}, {self.v_max}]"
-            )
 
 
 @flax.struct.dataclass
@@ -215,6 +128,11 @@ class D4PG:
         self.actor = Actor(config.network, action_dim)
         outputs = config.num_atoms if config.critic == "categorical" else 1
         self.critic = CriticEnsemble(config.network, outputs, config.num_critics)
+        self.shared = (
+            SharedTorso(config.network, action_dim, outputs, config.num_critics)
+            if config.network.shared_torso
+            else None
+        )
         self.atoms = jnp.asarray(
             np.linspace(config.v_min, config.v_max, config.num_atoms), jnp.float32
         )  # (K,)
@@ -239,6 +157,8 @@ class D4PG:
         actor_params = self.actor.init(actor_key, obs, goal)
         action = self.actor.apply(actor_params, obs, goal)
         critic_params = self.critic.init(critic_key, obs, goal, action)
+        if self.shared is not None:
+            actor_params = self.shared.tie(actor_params, critic_params)
         return D4PGState(
             actor_params=actor_params,
             critic_params=critic_params,
@@ -266,9 +186,8 @@ class D4PG:
         """Value of the first critic (the policy's): (...,) float32."""
         return self.values(self.critic.apply(critic_params, obs, goal, action))[..., 0]
 
-    def _target_action(self, state: D4PGState, next_obs, next_goal, key) -> jax.Array:
-        """The target policy's action at the bootstrap step, with clipped smoothing noise."""
-        action = self.actor.apply(state.target_actor_params, next_obs, next_goal)
+    def _smoothed(self, action: jax.Array, key) -> jax.Array:
+        """The target policy's action with clipped smoothing noise (TD3)."""
         if self.config.target_noise_std == 0:
             return action
         if key is None:
@@ -276,6 +195,16 @@ class D4PG:
         noise = self.config.target_noise_std * jax.random.normal(key, action.shape)
         clip = self.config.target_noise_clip
         return jnp.clip(action + jnp.clip(noise, -clip, clip), -1.0, 1.0)
+
+    def _target_outputs(self, state: D4PGState, next_obs, next_goal, key) -> jax.Array:
+        """Target critics' outputs at the bootstrap step for the smoothed target action."""
+        if self.shared is None:
+            action = self.actor.apply(state.target_actor_params, next_obs, next_goal)
+            action = self._smoothed(action, key)
+            return self.critic.apply(state.target_critic_params, next_obs, next_goal, action)
+        embedding = self.shared.embed(state.target_critic_params, next_obs, next_goal)
+        action = self._smoothed(self.shared.policy(state.target_actor_params, embedding), key)
+        return self.shared.critics(state.target_critic_params, embedding, action)
 
     def critic_losses(self, outputs, target_outputs, returns, discounts) -> jax.Array:
         """Per-sample TD losses summed over the critics: (B,).
@@ -345,20 +274,34 @@ class D4PG:
         mean = lambda x: self._batch_mean(x, weights)
         returns, discounts = batch.returns[stream], batch.discounts[stream]  # (B,), (B,)
 
-        next_action = self._target_action(state, batch.next_obs, next_goal, key)
-        target_outputs = self.critic.apply(
-            state.target_critic_params, batch.next_obs, next_goal, next_action
-        )  # (B, N, K)
+        target_outputs = self._target_outputs(state, batch.next_obs, next_goal, key)  # (B, N, K)
 
         def critic_loss_fn(critic_params):
-            outputs = self.critic.apply(critic_params, batch.obs, goal, batch.action)
+            if self.shared is None:
+                embedding = None
+                outputs = self.critic.apply(critic_params, batch.obs, goal, batch.action)
+            else:
+                embedding = self.shared.embed(critic_params, batch.obs, goal)
+                outputs = self.shared.critics(critic_params, embedding, batch.action)
             loss = self.critic_losses(outputs, target_outputs, returns, discounts)
-            return mean(loss), self.values(outputs)[:, 0]
+            return mean(loss), (self.values(outputs)[:, 0], embedding)
+
+        (critic_loss, (q, embedding)), critic_grads = jax.value_and_grad(
+            critic_loss_fn, has_aux=True
+        )(state.critic_params)
+        # With a shared torso the actor reads the critics' encoder output, without a gradient.
+        embedding = jax.lax.stop_gradient(embedding)
 
         def actor_loss_fn(actor_params):
-            actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
             # Per-sample dQ/da: samples are independent (no batch statistics anywhere).
-            q_of = lambda a: self.q_mean(state.critic_params, batch.obs, goal, a)  # (B,)
+            if self.shared is None:
+                actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
+                q_of = lambda a: self.q_mean(state.critic_params, batch.obs, goal, a)  # (B,)
+            else:
+                actions = self.shared.policy(actor_params, embedding)
+                q_of = lambda a: self.values(
+                    self.shared.critics(state.critic_params, embedding, a)
+                )[..., 0]
             total_q = lambda a: (jnp.sum(q_of(a)), q_of(a))
             dqda, q_policy = jax.grad(total_q, has_aux=True)(actions)  # (B, A), (B,)
             loss = jax.vmap(rlax.dpg_loss, in_axes=(0, 0, None))(
@@ -375,9 +318,6 @@ class D4PG:
                 loss = loss + self.config.bc_weight * regression
             return mean(loss), (dqda, better)
 
-        (critic_loss, q), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
-            state.critic_params
-        )
         (actor_loss, (dqda, better)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
             state.actor_params
         )
@@ -390,6 +330,8 @@ class D4PG:
         )
         critic_params = optax.apply_updates(state.critic_params, critic_updates)
         actor_params = optax.apply_updates(state.actor_params, actor_updates)
+        if self.shared is not None:
+            actor_params = self.shared.tie(actor_params, critic_params)
         steps = state.steps + 1
         target_actor, target_critic = follow_targets(
             self.config,
@@ -397,6 +339,8 @@ class D4PG:
             (state.target_actor_params, state.target_critic_params),
             steps,
         )
+        if self.shared is not None:
+            target_actor = self.shared.tie(target_actor, target_critic)
         metrics = self._across_axis(
             {
                 "critic_loss": critic_loss,

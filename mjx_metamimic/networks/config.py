@@ -61,9 +61,23 @@ class NetworkConfig:
     privileged features MLP while a pixel actor keeps its pixels (asymmetric actor-critic,
     Pinto et al. 2018). The critic only trains the actor, so the policy still acts from
     pixels alone; the conv torso is then the actor's only, a fraction of an update's cost."""
+    shared_torso: bool = False
+    """One encoder (conv stack or features MLP, and its dense layers) for the critics,
+    trained by the critic loss only; the actor reads its output without a gradient, and the
+    twin critics differ in their heads alone (as DrQ, Yarats et al. 2021). An update then
+    runs the torso once with its gradient and once for the targets, instead of once per
+    network (~8 passes with twin critics). The actor's own encoder parameters are kept a copy
+    of the critics', so acting is unchanged."""
     standardize_inputs: bool = False
     """Standardise the vector inputs with the training demos' statistics (observations and
     goals by their mean and std, goal - obs by the RMS of one demo step), clipped to +-5."""
+
+    def __post_init__(self):
+        if self.shared_torso and self.critic_inputs != "same":
+            raise ValueError(
+                "network.shared_torso needs critic_inputs='same': the actor reads the "
+                f"critics' torso, which cannot read {self.critic_inputs!r} alone"
+            )
 
 
 def num_conv_layers(stages: tuple[Stage, ...]) -> int:

@@ -1,4 +1,5 @@
-"""Observation encoder, deterministic tanh policy and categorical critic.
+"""Observation encoder, deterministic tanh policy and critics (categorical or scalar, single
+or ensembles, with their own encoders or one shared), and their heads without the encoder.
 
 Observations (and goals) are dicts: ``pixels`` (..., H, W, 3) uint8, ``proprio`` (..., P)
 float32 and optionally ``features`` (..., F) float32. Any number of leading axes is accepted
@@ -121,6 +122,20 @@ class Encoder(nn.Module):
         return jnp.concatenate([LayerNormMLP(self.config.torso_hidden)(x), vectors], axis=-1)
 
 
+def _policy_head(config: NetworkConfig, action_dim: int, embedding: jax.Array) -> jax.Array:
+    """Dense layers and a tanh output over an embedding; called inside a compact method,
+    so its layers are named LayerNormMLP_0 and Dense_0 in the caller's scope."""
+    h = LayerNormMLP(config.head_hidden)(embedding)
+    out = nn.Dense(action_dim, kernel_init=nn.initializers.normal(1e-3))(h)
+    return jnp.tanh(out)
+
+
+def _value_head(config: NetworkConfig, num_atoms: int, embedding, action) -> jax.Array:
+    """Dense layers over [embedding, action] and ``num_atoms`` outputs (named as above)."""
+    h = LayerNormMLP(config.head_hidden)(jnp.concatenate([embedding, action], -1))
+    return nn.Dense(num_atoms, kernel_init=nn.initializers.normal(1e-3))(h)
+
+
 class Actor(nn.Module):
     """Deterministic policy pi(o, [g]) -> a in [-1, 1]^A."""
 
@@ -130,9 +145,20 @@ class Actor(nn.Module):
     @nn.compact
     def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
         """Returns actions: (..., A) float32 in [-1, 1]."""
-        h = LayerNormMLP(self.config.head_hidden)(Encoder(self.config)(obs, goal))
-        out = nn.Dense(self.action_dim, kernel_init=nn.initializers.normal(1e-3))(h)
-        return jnp.tanh(out)
+        return _policy_head(self.config, self.action_dim, Encoder(self.config)(obs, goal))
+
+
+class ActorHead(nn.Module):
+    """The ``Actor`` without its encoder: applied to an embedding with the Actor's
+    parameters other than ``Encoder_0`` (see ``split_encoder``)."""
+
+    config: NetworkConfig
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, embedding: jax.Array) -> jax.Array:
+        """(..., E) -> actions (..., A) in [-1, 1]."""
+        return _policy_head(self.config, self.action_dim, embedding)
 
 
 class Critic(nn.Module):
@@ -146,13 +172,38 @@ class Critic(nn.Module):
     def __call__(self, obs: Observation, goal: Observation | None, action: jax.Array) -> jax.Array:
         """Returns logits: (..., num_atoms) float32."""
         embedding = Encoder(critic_network(self.config))(obs, goal)
-        h = LayerNormMLP(self.config.head_hidden)(jnp.concatenate([embedding, action], -1))
-        return nn.Dense(self.num_atoms, kernel_init=nn.initializers.normal(1e-3))(h)
+        return _value_head(self.config, self.num_atoms, embedding, action)
+
+
+class CriticHead(nn.Module):
+    """The ``Critic`` without its encoder: Q from an embedding and an action."""
+
+    config: NetworkConfig
+    num_atoms: int
+
+    @nn.compact
+    def __call__(self, embedding: jax.Array, action: jax.Array) -> jax.Array:
+        """(..., E), (..., A) -> (..., num_atoms)."""
+        return _value_head(self.config, self.num_atoms, embedding, action)
+
+
+def critic_heads(num_critics: int) -> type[nn.Module]:
+    """``num_critics`` independent ``CriticHead``s over one embedding and action; outputs
+    (..., num_critics, num_atoms)."""
+    return nn.vmap(
+        CriticHead,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        out_axes=-2,
+        axis_size=num_critics,
+    )
 
 
 class CriticEnsemble(nn.Module):
     """``num_critics`` independent critics (own parameters, shared input standardisation)
-    over the same inputs, e.g. TD3-style twin critics."""
+    over the same inputs, e.g. TD3-style twin critics. With ``config.shared_torso`` they
+    share one encoder (``Encoder_0``) and only their heads (``critics``) are separate."""
 
     config: NetworkConfig
     num_atoms: int
@@ -161,6 +212,10 @@ class CriticEnsemble(nn.Module):
     @nn.compact
     def __call__(self, obs: Observation, goal: Observation | None, action: jax.Array) -> jax.Array:
         """Returns outputs: (..., num_critics, num_atoms) float32."""
+        if self.config.shared_torso:
+            embedding = Encoder(critic_network(self.config))(obs, goal)
+            heads = critic_heads(self.num_critics)(self.config, self.num_atoms, name="critics")
+            return heads(embedding, action)
         critics = nn.vmap(
             Critic,
             variable_axes={"params": 0, INPUT_SCALES: None},
@@ -170,3 +225,22 @@ class CriticEnsemble(nn.Module):
             axis_size=self.num_critics,
         )
         return critics(self.config, self.num_atoms, name="critics")(obs, goal, action)
+
+
+ENCODER = "Encoder_0"  # name of the encoder in an Actor's and a shared CriticEnsemble's variables
+
+
+def split_encoder(variables: dict) -> tuple[dict, dict]:
+    """Splits an ``Actor``'s (or shared ``CriticEnsemble``'s) variables into the encoder's
+    variables and the rest (the head's), each in ``apply``'s form."""
+    encoder = {c: tree[ENCODER] for c, tree in variables.items() if ENCODER in tree}
+    rest = {c: {k: v for k, v in tree.items() if k != ENCODER} for c, tree in variables.items()}
+    return encoder, {c: tree for c, tree in rest.items() if tree}
+
+
+def with_encoder(variables: dict, encoder: dict) -> dict:
+    """``variables`` with their encoder's variables replaced by ``encoder``'s."""
+    return {
+        c: {**tree, **({ENCODER: encoder[c]} if c in encoder else {})}
+        for c, tree in variables.items()
+    }

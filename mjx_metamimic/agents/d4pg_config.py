@@ -1,0 +1,94 @@
+"""``D4PGConfig``: one D4PG learner's hyper-parameters and network."""
+
+import dataclasses
+from typing import Literal
+
+from mjx_metamimic.networks import NetworkConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class D4PGConfig:
+    """Hyper-parameters of one D4PG learner."""
+
+    stream: str = "task"
+    """Reward stream of the replay this learner maximises."""
+    goal_conditioned: bool = False
+    """Whether the actor and critic also see a goal observation."""
+    network: NetworkConfig = NetworkConfig()
+    """Actor and critic architecture (same form, separate parameters)."""
+    critic: Literal["categorical", "scalar"] = "categorical"
+    """Critic form: a categorical distribution over ``num_atoms`` atoms in [v_min, v_max]
+    (D4PG, cross-entropy loss), or a scalar value (squared TD error)."""
+    num_critics: int = 1
+    """Independent critics; with 2 or more each bootstraps from the target critic whose
+    value is smallest (clipped double Q); the policy follows the first."""
+    target_noise_std: float = 0.0
+    """Std of the Gaussian noise added to the target policy's action (0: none)."""
+    target_noise_clip: float = 0.5
+    """Bound on that noise, per action dimension."""
+    num_atoms: int = 51
+    """Atoms of the critic's categorical support."""
+    v_min: float = -150.0
+    """Lowest value of the critic's support."""
+    v_max: float = 150.0
+    """Highest value of the critic's support."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 1e-4
+    """Adam learning rate of the critic."""
+    max_grad_norm: float = 40.0
+    """Global gradient-norm clip applied before Adam (each network separately)."""
+    dqda_clip: float | None = 1.0
+    """Clip on the L2 norm of dQ/da in the policy gradient; None disables it."""
+    target_update: Literal["polyak", "periodic"] = "polyak"
+    """How target networks follow the online ones: every update by Polyak averaging, or a
+    full copy every ``target_period`` updates."""
+    target_tau: float = 0.005
+    """Polyak step size (target <- (1 - tau) target + tau online)."""
+    target_period: int = 100
+    """Updates between target copies for ``periodic``."""
+    n_step: int = 0
+    """Steps of this learner's n-step return (0: the replay's ``n_step``). A sparse reward
+    far from most states (the task's stack) travels back n steps per update instead of one."""
+    episode_ends: Literal["terminal", "truncation"] = "terminal"
+    """What the end of a stored episode means to this learner: "terminal" bootstraps 0 past
+    it; "truncation" leaves out of its losses the samples whose n-step window reaches an
+    episode's end (the next state is never stored, so there is nothing to bootstrap from).
+    For the task stream every end (drifting from the demo, the demo's end, a time limit) is
+    a truncation: bootstrapping 0 there makes a held stack worth its remaining steps, not
+    ~1 / (1 - gamma)."""
+    bc_weight: float = 0.0
+    """Weight of a squared-error regression of the actor onto the replay's actions (per
+    action dimension, as the DPG loss): the task actor takes up what the imitation actors
+    did - their grasps and stacks - which following dQ/da alone reaches slowly. The
+    replay's actions are the actors' own, never the demos'. 0 turns it off."""
+    bc_filter: Literal["advantage", "none"] = "advantage"
+    """Which samples the regression uses: "advantage" those whose action the critic values
+    above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
+    (TD3+BC, Fujimoto & Gu 2021)."""
+
+    def __post_init__(self):
+        if self.critic not in ("categorical", "scalar"):
+            raise ValueError(f"critic must be 'categorical' or 'scalar', got {self.critic!r}")
+        if self.num_critics < 1:
+            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
+        if self.target_noise_std < 0 or self.target_noise_clip < 0:
+            raise ValueError(
+                "target_noise_std and target_noise_clip must be >= 0, got "
+                f"{self.target_noise_std} and {self.target_noise_clip}"
+            )
+        if self.n_step < 0 or self.bc_weight < 0:
+            raise ValueError(
+                f"n_step and bc_weight must be >= 0, got {self.n_step} and {self.bc_weight}"
+            )
+        if self.bc_filter not in ("advantage", "none"):
+            raise ValueError(f"bc_filter must be 'advantage' or 'none', got {self.bc_filter!r}")
+        if self.episode_ends not in ("terminal", "truncation"):
+            raise ValueError(
+                f"episode_ends must be 'terminal' or 'truncation', got {self.episode_ends!r}"
+            )
+        if self.critic == "categorical" and not (self.num_atoms >= 2 and self.v_max > self.v_min):
+            raise ValueError(
+                "a categorical critic needs num_atoms >= 2 and v_max > v_min, got "
+                f"{self.num_atoms}, [{self.v_min}, {self.v_max}]"
+            )
