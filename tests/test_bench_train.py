@@ -95,3 +95,19 @@ def test_engine_ratios_compare_each_config_with_its_first_engine(result):
     assert (ratio["baseline_impl"], ratio["impl"]) == ("jax", "c")
     assert ratio["env_steps_per_s_ratio"] == pytest.approx(4.0)
     assert ratio["updates_per_s_ratio"] == pytest.approx(4.0)
+
+
+def test_a_config_variant_is_named_by_its_overrides():
+    args = train_bench.TrainBenchArgs()
+    config = train_bench.bench_config(
+        "cpu:learner.network.shared_torso=false,learner.batch_size=64", args
+    )
+    assert config.name == "cpu:learner.network.shared_torso=false,learner.batch_size=64"
+    assert config.learner.batch_size == 64
+    assert not config.learner.network.shared_torso
+    plain = train_bench.bench_config("cpu", args)
+    assert plain.learner.imitation == config.learner.imitation  # the rest is the config's
+    with pytest.raises(ValueError, match="not KEY=VALUE"):
+        train_bench.bench_config("cpu:learner.batch_size", args)
+    with pytest.raises(ValueError, match="unknown key"):
+        train_bench.bench_config("cpu:learner.batch=64", args)

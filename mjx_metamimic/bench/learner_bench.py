@@ -39,6 +39,8 @@ class LearnerBenchArgs:
     """Square frame size; observation and goal frames are stacked (S x S x 6)."""
     norm: str = "instance"
     """Normalisation between conv layers."""
+    shared_torso: bool = False
+    """One encoder for the actor and the critic (``NetworkConfig.shared_torso``)."""
     updates_per_call: int = 4
     """Updates per jitted call (lax.scan over distinct batches)."""
     seconds: float = 5.0
@@ -107,7 +109,7 @@ def measure_learner(preset: str, batch_size: int, args: LearnerBenchArgs, matmul
 
     ``matmul`` (FLOP/s) only sets the run-time estimate that decides what is skipped.
     """
-    network = NetworkConfig(torso=preset, norm=args.norm)
+    network = NetworkConfig(torso=preset, norm=args.norm, shared_torso=args.shared_torso)
     learner = D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, network=network),
                    ACTION_DIM)
 

@@ -20,6 +20,7 @@ matmul measured in the same run.
 import dataclasses
 import os
 import time
+import tomllib
 from collections.abc import Callable
 
 import jax
@@ -42,6 +43,7 @@ from mjx_metamimic.bench.train_report import (
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.stack import StackEnv
+from mjx_metamimic.sweeps.spec import nested
 from mjx_metamimic.training import MetaMimic, TrainState, build, ensure_demos, load_banks
 from mjx_metamimic.training.config import TrainConfig
 
@@ -51,7 +53,9 @@ class TrainBenchArgs:
     """Benchmark the fused training loop against split and host-driven versions of it."""
 
     configs: tuple[str, ...] = ("features", "cpu")
-    """Run configs to measure (names in train/ or .toml paths)."""
+    """Run configs to measure (names in train/ or .toml paths), each optionally with
+    overrides after a colon: ``cpu:learner.network.shared_torso=false,learner.batch_size=64``
+    (values in TOML syntax) measures a variant of ``cpu`` in the same run."""
     impls: tuple[str, ...] = ("auto",)
     """Physics engines (``env.impl``) to run each config on; several give a same-run
     comparison of the whole loop (e.g. ``--impls jax c``)."""
@@ -71,9 +75,29 @@ class TrainBenchArgs:
     """Where to write the JSON results."""
 
 
+def with_overrides(config: TrainConfig, overrides: str) -> TrainConfig:
+    """``config`` with comma-separated ``dotted.key=toml_value`` overrides applied."""
+    flat = {}
+    for pair in filter(None, overrides.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"override {pair!r} is not KEY=VALUE")
+        try:
+            flat[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"override {pair!r}: {value!r} is not a TOML value") from error
+    return configs.from_dict(TrainConfig, nested(flat), base=config)
+
+
 def bench_config(name: str, args: TrainBenchArgs, impl: str = "auto") -> TrainConfig:
-    """The named run config on physics engine ``impl``, with the benchmark's overrides."""
+    """The named run config (``NAME[:overrides]``) on physics engine ``impl``, with the
+    benchmark's overrides."""
+    name, _, overrides = name.partition(":")
     config = configs.load(TrainConfig, name)
+    if overrides:
+        config = dataclasses.replace(
+            with_overrides(config, overrides), name=f"{config.name}:{overrides}"
+        )
     config = dataclasses.replace(config, env=dataclasses.replace(config.env, impl=impl))
     if args.replay_capacity is not None:
         replay = dataclasses.replace(config.replay, capacity=args.replay_capacity)

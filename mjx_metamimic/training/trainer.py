@@ -16,6 +16,7 @@ from rich.console import Console
 
 from mjx_metamimic.agents import nonfinite_counts
 from mjx_metamimic.errors import TrainingDiverged
+from mjx_metamimic.networks.heads import split_encoder
 from mjx_metamimic.render.video_file import video_suffix
 from mjx_metamimic.training import checkpoints, distributed
 from mjx_metamimic.training.config import TrainConfig
@@ -279,7 +280,12 @@ class Trainer:
             ]
         for i, (seed, final) in enumerate(zip(self.seeds, finals, strict=True)):
             (seed.run_dir / "eval.json").write_text(json.dumps(final, indent=2))
-            write_totals(seed.run_dir, self.seed_state(state, i), train_seconds)
+            write_totals(
+                seed.run_dir,
+                self.seed_state(state, i),
+                train_seconds,
+                self.config.learner.network.shared_torso,
+            )
             seed.log.close()
             seed.eval_log.close()
             plot = learning_curves(seed.log.read(), seed.run_dir / "learning_curves.png")
@@ -357,14 +363,16 @@ def against_baselines(result: dict[str, float], num_demos: int) -> str:
     return line
 
 
-def write_totals(run_dir: Path, state, train_seconds: float) -> dict:
-    """Writes ``totals.json``: the learners' network parameters (actors and critics), the
-    env steps, updates and chunks ``state`` has made, and the training seconds (compilation
-    excluded) summed over the run's finished sessions (a resumption adds its own)."""
+def write_totals(run_dir: Path, state, train_seconds: float, shared_torso: bool = False) -> dict:
+    """Writes ``totals.json``: the learners' network parameters (actors and critics; an
+    encoder the actor shares with its critics counted once), the env steps, updates and
+    chunks ``state`` has made, and the training seconds (compilation excluded) summed over
+    the run's finished sessions (a resumption adds its own)."""
     path = Path(run_dir) / TOTALS_FILE
     before = json.loads(path.read_text()).get("train_seconds", 0.0) if path.exists() else 0.0
     learners = state.learners.values()
-    networks = [(lrn.actor_params, lrn.critic_params) for lrn in learners]
+    own = (lambda actor: split_encoder(actor)[1]) if shared_torso else (lambda actor: actor)
+    networks = [(own(lrn.actor_params), lrn.critic_params) for lrn in learners]
     totals = {
         "num_params": int(sum(x.size for x in jax.tree.leaves(networks))),
         "env_steps": int(state.env_steps),
