@@ -3,6 +3,7 @@ analytic values the critic must reach (and a bandit whose best action the actor 
 
 import dataclasses
 import functools
+from types import SimpleNamespace
 
 import chex
 import jax
@@ -24,8 +25,9 @@ from mjx_metamimic.agents import (
     scan_sampled_updates,
     scan_updates,
 )
-from mjx_metamimic.networks import NetworkConfig
+from mjx_metamimic.networks import NetworkConfig, count_params
 from mjx_metamimic.replay import NStepBatch, NStepReplay, ReplayConfig
+from mjx_metamimic.training.trainer import write_totals
 
 GAMMA = 0.9
 SMALL_MLP = NetworkConfig(inputs="features", torso_hidden=(64,), head_hidden=(64, 64))
@@ -517,3 +519,14 @@ def test_shared_torso_keeps_the_actor_on_the_critics_encoder_and_cuts_the_update
 def test_shared_torso_needs_the_critics_to_read_the_actors_inputs():
     with pytest.raises(ValueError, match="shared_torso needs critic_inputs='same'"):
         NetworkConfig(shared_torso=True, critic_inputs="features")
+
+
+def test_totals_count_a_shared_encoder_once(tmp_path):
+    config = dataclasses.replace(SHARED_TORSO_CONFIG, stream="imitation")
+    learner = D4PG(config, action_dim=1)
+    state = learner.init(jax.random.key(0), {"proprio": jnp.zeros((2,))})
+    run = SimpleNamespace(learners={"imitation": state}, env_steps=0, updates=0, chunks=0)
+    totals = write_totals(tmp_path, run, 0.0, shared_torso=True)
+    encoder = count_params(state.critic_params["params"]["Encoder_0"])
+    everything = count_params((state.actor_params, state.critic_params))
+    assert totals["num_params"] == everything - encoder
