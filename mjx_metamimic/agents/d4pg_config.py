@@ -15,7 +15,8 @@ class D4PGConfig:
     goal_conditioned: bool = False
     """Whether the actor and critic also see a goal observation."""
     network: NetworkConfig = NetworkConfig()
-    """Actor and critic architecture (same form, separate parameters)."""
+    """Actor and critic architecture (same form; separate parameters unless
+    ``network.shared_torso``)."""
     critic: Literal["categorical", "scalar"] = "categorical"
     """Critic form: a categorical distribution over ``num_atoms`` atoms in [v_min, v_max]
     (D4PG, cross-entropy loss), or a scalar value (squared TD error)."""
