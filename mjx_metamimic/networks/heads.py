@@ -187,12 +187,13 @@ class CriticHead(nn.Module):
         return _value_head(self.config, self.num_atoms, embedding, action)
 
 
-def critic_heads(num_critics: int) -> type[nn.Module]:
-    """``num_critics`` independent ``CriticHead``s over one embedding and action; outputs
+def critic_heads(num_critics: int, module: type[nn.Module] | None = None) -> type[nn.Module]:
+    """``num_critics`` independent copies of ``module`` (``CriticHead`` by default; own
+    parameters, shared input standardisation) over the same inputs; outputs
     (..., num_critics, num_atoms)."""
     return nn.vmap(
-        CriticHead,
-        variable_axes={"params": 0},
+        CriticHead if module is None else module,
+        variable_axes={"params": 0, INPUT_SCALES: None},
         split_rngs={"params": True},
         in_axes=None,
         out_axes=-2,
@@ -216,14 +217,7 @@ class CriticEnsemble(nn.Module):
             embedding = Encoder(critic_network(self.config))(obs, goal)
             heads = critic_heads(self.num_critics)(self.config, self.num_atoms, name="critics")
             return heads(embedding, action)
-        critics = nn.vmap(
-            Critic,
-            variable_axes={"params": 0, INPUT_SCALES: None},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=-2,
-            axis_size=self.num_critics,
-        )
+        critics = critic_heads(self.num_critics, Critic)
         return critics(self.config, self.num_atoms, name="critics")(obs, goal, action)
 
 
