@@ -244,6 +244,15 @@ def test_impossible_configs_are_rejected():
             tiny_config(),
             learner=LearnerConfig(),  # pixels network, but the features config has no pixels
         )
+    features_learner = tiny_config().learner
+    with pytest.raises(ValueError, match="learner.imitation.random_shift needs pixels"):
+        dataclasses.replace(
+            tiny_config(),
+            learner=dataclasses.replace(
+                features_learner,
+                imitation=dataclasses.replace(features_learner.imitation, random_shift=2),
+            ),
+        )
     with pytest.raises(ValueError, match="learner.batch_size=16 exceeds replay.capacity=8"):
         dataclasses.replace(tiny_config(), replay=ReplayConfig(capacity=8, min_size=4))
     with pytest.raises(ValueError, match="run.max_updates must be >= 0"):

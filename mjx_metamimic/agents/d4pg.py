@@ -18,6 +18,7 @@ import numpy as np
 import optax
 import rlax
 
+from mjx_metamimic.agents.augment import random_shift
 from mjx_metamimic.agents.d4pg_config import D4PGConfig
 from mjx_metamimic.agents.shared_torso import SharedTorso
 from mjx_metamimic.networks import Actor, CriticEnsemble
@@ -257,7 +258,8 @@ class D4PG:
             next_goal: Goals at the bootstrap step, iff goal-conditioned.
             weights: Optional (B,) non-negative per-sample weights of the losses and the
                 mean metrics (weight 0: the sample has no effect); None averages uniformly.
-            key: PRNG key of the target-action noise (needed iff ``target_noise_std`` > 0).
+            key: PRNG key of the target-action noise and the frames' random shifts
+                (needed iff ``target_noise_std`` > 0 or ``random_shift`` > 0).
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
@@ -273,15 +275,24 @@ class D4PG:
             weights = continuing if weights is None else weights * continuing
         mean = lambda x: self._batch_mean(x, weights)
         returns, discounts = batch.returns[stream], batch.discounts[stream]  # (B,), (B,)
+        obs, next_obs = batch.obs, batch.next_obs
+        if self.config.random_shift:
+            if key is None:
+                raise ValueError("random_shift > 0 needs a PRNG key in update()")
+            key, key_now, key_next = jax.random.split(key, 3)
+            obs, goal = random_shift(key_now, self.config.random_shift, obs, goal)
+            next_obs, next_goal = random_shift(
+                key_next, self.config.random_shift, next_obs, next_goal
+            )
 
-        target_outputs = self._target_outputs(state, batch.next_obs, next_goal, key)  # (B, N, K)
+        target_outputs = self._target_outputs(state, next_obs, next_goal, key)  # (B, N, K)
 
         def critic_loss_fn(critic_params):
             if self.shared is None:
                 embedding = None
-                outputs = self.critic.apply(critic_params, batch.obs, goal, batch.action)
+                outputs = self.critic.apply(critic_params, obs, goal, batch.action)
             else:
-                embedding = self.shared.embed(critic_params, batch.obs, goal)
+                embedding = self.shared.embed(critic_params, obs, goal)
                 outputs = self.shared.critics(critic_params, embedding, batch.action)
             loss = self.critic_losses(outputs, target_outputs, returns, discounts)
             return mean(loss), (self.values(outputs)[:, 0], embedding)
@@ -295,8 +306,8 @@ class D4PG:
         def actor_loss_fn(actor_params):
             # Per-sample dQ/da: samples are independent (no batch statistics anywhere).
             if self.shared is None:
-                actions = self.actor.apply(actor_params, batch.obs, goal)  # (B, A)
-                q_of = lambda a: self.q_mean(state.critic_params, batch.obs, goal, a)  # (B,)
+                actions = self.actor.apply(actor_params, obs, goal)  # (B, A)
+                q_of = lambda a: self.q_mean(state.critic_params, obs, goal, a)  # (B,)
             else:
                 actions = self.shared.policy(actor_params, embedding)
                 q_of = lambda a: self.values(

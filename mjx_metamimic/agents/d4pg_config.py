@@ -68,7 +68,16 @@ class D4PGConfig:
     above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
     (TD3+BC, Fujimoto & Gu 2021)."""
 
+    random_shift: int = 0
+    """Largest random shift, in pixels, of the frames of every sampled batch (DrQ's image
+    augmentation): padded by their border and cropped back at a random offset, a sample's
+    observation and goal frames together, the bootstrap step's independently. 0: none."""
+
     def __post_init__(self):
+        if self.random_shift < 0:
+            raise ValueError(f"random_shift must be >= 0, got {self.random_shift}")
+        if self.random_shift and self.network.inputs != "pixels":
+            raise ValueError("random_shift needs a network that reads pixels (network.inputs)")
         if self.critic not in ("categorical", "scalar"):
             raise ValueError(f"critic must be 'categorical' or 'scalar', got {self.critic!r}")
         if self.num_critics < 1:

@@ -203,6 +203,10 @@ class TrainConfig:
                     f"learner.{name}.network is not used: both learners share "
                     "learner.network, set that instead"
                 )
+            if getattr(self.learner, name).random_shift and self.learner.network.inputs != "pixels":
+                problems.append(
+                    f"learner.{name}.random_shift needs pixels (learner.network.inputs='pixels')"
+                )
         if self.actors.num_envs < 1 or self.actors.steps_per_chunk < 1:
             problems.append("actors.num_envs and actors.steps_per_chunk must be >= 1")
         if self.learner.batch_size < 1 or self.learner.updates_per_chunk < 0:
