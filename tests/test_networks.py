@@ -3,6 +3,7 @@
 import functools
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +22,8 @@ from mjx_metamimic.networks import (
     num_conv_layers,
     preset_stats,
 )
+from mjx_metamimic.networks.config import Stage
+from mjx_metamimic.networks.pool import max_pool_3x3_stride2
 
 IMAGE, PROPRIO, ACTION, ATOMS = 16, 5, 3, 11
 
@@ -219,3 +222,20 @@ def test_conv_gradients_match_autodiff_of_lax_conv(kernel_shape):
     for got, want in zip(ours, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(conv2d_same(x, kernel), reference(x, kernel), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16, 3), (2, 15, 9, 4), (1, 21, 8, 2), (1, 1, 2, 1)])
+def test_max_pool_matches_flax_values_and_gradients(shape):
+    x = jax.random.normal(jax.random.key(0), shape)
+
+    def reference(x):
+        return nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+
+    np.testing.assert_array_equal(max_pool_3x3_stride2(x), reference(x))
+    loss = lambda pool: jax.grad(lambda x: jnp.sum(jnp.sin(pool(x))))(x)
+    np.testing.assert_array_equal(loss(max_pool_3x3_stride2), loss(reference))
+
+
+def test_pool_strides_other_than_one_or_two_are_refused():
+    with pytest.raises(ValueError, match="pool_stride must be 1 or 2"):
+        Stage(8, pool_stride=3)

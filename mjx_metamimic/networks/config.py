@@ -16,7 +16,11 @@ class Stage:
     blocks: int = 2
     """Residual blocks after the stage's first conv (two convs each)."""
     pool_stride: int = 2
-    """Stride of the 3x3 max-pool after the first conv; 1 means no pooling."""
+    """Stride of the 3x3 max-pool after the first conv: 2, or 1 for no pooling."""
+
+    def __post_init__(self):
+        if self.pool_stride not in (1, 2):
+            raise ValueError(f"pool_stride must be 1 or 2, got {self.pool_stride}")
 
 
 # Conv torso presets. Counts are conv layers.

@@ -7,6 +7,7 @@ import jax
 
 from mjx_metamimic.networks.config import NormKind, Stage
 from mjx_metamimic.networks.conv import Conv
+from mjx_metamimic.networks.pool import max_pool_3x3_stride2
 
 
 class ConvNorm(nn.Module):
@@ -72,8 +73,7 @@ class ResNetTorso(nn.Module):
             x = Conv(stage.channels)(x)
             x = ConvNorm(self.norm, self.groups)(x)
             if stage.pool_stride > 1:
-                stride = (stage.pool_stride, stage.pool_stride)
-                x = nn.max_pool(x, (3, 3), strides=stride, padding="SAME")
+                x = max_pool_3x3_stride2(x)
             for _ in range(stage.blocks):
                 x = ResidualBlock(self.norm, self.groups)(x)
         x = nn.elu(x)
