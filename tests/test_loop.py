@@ -245,7 +245,8 @@ def test_impossible_configs_are_rejected():
             learner=LearnerConfig(),  # pixels network, but the features config has no pixels
         )
     features_learner = tiny_config().learner
-    with pytest.raises(ValueError, match="learner.imitation.random_shift needs pixels"):
+    no_pixels = "learner.imitation: random_shift needs a network that reads pixels"
+    with pytest.raises(ValueError, match=no_pixels):
         dataclasses.replace(
             tiny_config(),
             learner=dataclasses.replace(

@@ -203,10 +203,10 @@ class TrainConfig:
                     f"learner.{name}.network is not used: both learners share "
                     "learner.network, set that instead"
                 )
-            if getattr(self.learner, name).random_shift and self.learner.network.inputs != "pixels":
-                problems.append(
-                    f"learner.{name}.random_shift needs pixels (learner.network.inputs='pixels')"
-                )
+            try:  # the learner's own checks, against the network it will be given
+                dataclasses.replace(getattr(self.learner, name), network=self.learner.network)
+            except ValueError as error:
+                problems.append(f"learner.{name}: {error}")
         if self.actors.num_envs < 1 or self.actors.steps_per_chunk < 1:
             problems.append("actors.num_envs and actors.steps_per_chunk must be >= 1")
         if self.learner.batch_size < 1 or self.learner.updates_per_chunk < 0:
