@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mjx_metamimic import envs
+from mjx_metamimic.envs import warp_physics
 from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.c_physics import KINEMATICS_FIELDS, STATE_FIELDS
 from mjx_metamimic.envs.stack import FEATURES_SIZE, PROPRIO_SIZE
@@ -16,9 +17,21 @@ from mjx_metamimic.envs.wrappers import AutoReset
 BATCH = 4
 
 
-@pytest.fixture(scope="module", params=["jax", "c"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "jax",
+        "c",
+        pytest.param(
+            "warp",
+            marks=pytest.mark.skipif(
+                not warp_physics.warp_installed(), reason="warp-lang is not installed"
+            ),
+        ),
+    ],
+)
 def env(request):
-    """The env on each physics engine: every test of this module runs on both."""
+    """The env on each physics engine: every test of this module runs on each."""
     return envs.make("stack", impl=request.param)
 
 
@@ -252,7 +265,13 @@ def test_bad_overrides_are_clear_errors():
         envs.make("stack", gripper_open=0.2)
     with pytest.raises(ValueError, match="unknown env"):
         envs.make("pick")
-    with pytest.raises(ValueError, match="impl='warp'"):
+    with pytest.raises(ValueError, match="impl='bullet' is not a physics engine"):
+        envs.make("stack", impl="bullet")
+
+
+def test_warp_engine_without_warp_lang_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(warp_physics, "warp_installed", lambda: False)
+    with pytest.raises(ValueError, match="needs the warp-lang package"):
         envs.make("stack", impl="warp")
 
 
@@ -288,4 +307,39 @@ def test_c_engine_steps_as_mujoco_c(env, fns):
             for name in KINEMATICS_FIELDS:
                 expected = getattr(data, name).reshape(getattr(got, name).shape)
                 np.testing.assert_allclose(getattr(got, name), expected, atol=1e-6, err_msg=name)
+        states = nxt
+
+
+def test_warp_engine_steps_as_mujoco_c(env, fns):
+    """MuJoCo Warp's control step (float32 kernels) follows MuJoCo C's mj_step x
+    n_substeps (float64) from the same state, for every env of a batch, and its
+    kinematics, cameras included, are those of its new positions."""
+    if env.config.impl != "warp":
+        pytest.skip("checks the Warp engine")
+    keys = jax.random.split(jax.random.PRNGKey(5), BATCH)
+    states = fns["reset_batch"](keys)
+    actions = jax.random.uniform(jax.random.PRNGKey(6), (3, BATCH, 7), minval=-1)
+    model, data = env.mj_model, mujoco.MjData(env.mj_model)
+    for action in actions:
+        nxt = fns["step_batch"](states, action)
+        for i in range(BATCH):
+            # Only named fields: some of a Warp Data's engine buffers have no batch axis.
+            for name in STATE_FIELDS:
+                setattr(data, name, np.asarray(getattr(states.pipeline_state, name)[i]))
+            got = {
+                name: np.asarray(getattr(nxt.pipeline_state, name)[i])
+                for name in ("qpos", "qvel", "act", "ctrl", *KINEMATICS_FIELDS)
+            }
+            data.ctrl = got["ctrl"]
+            mujoco.mj_step(model, data, nstep=env.n_substeps)
+            # Velocities of blocks resting in contact differ most (float32 contact solver):
+            # ~1e-3 m/s against speeds of ~1 m/s while moving.
+            for name, atol in (("qpos", 2e-4), ("act", 2e-4), ("qvel", 1e-2)):
+                np.testing.assert_allclose(got[name], getattr(data, name), atol=atol, err_msg=name)
+            data.qpos = got["qpos"]
+            mujoco.mj_kinematics(model, data)
+            mujoco.mj_camlight(model, data)
+            for name in KINEMATICS_FIELDS:
+                expected = getattr(data, name).reshape(got[name].shape)
+                np.testing.assert_allclose(got[name], expected, atol=1e-5, err_msg=name)
         states = nxt

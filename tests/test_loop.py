@@ -260,6 +260,12 @@ def test_impossible_configs_are_rejected():
         dataclasses.replace(tiny_config(), run=RunConfig(max_updates=-1))
     with pytest.raises(ValueError, match="demos.num_train=-1"):
         dataclasses.replace(tiny_config(), demos=DemoSpec(num_train=-1))
+    with pytest.raises(ValueError, match="actors.num_envs=8 exceeds env.warp_max_envs=4"):
+        dataclasses.replace(
+            tiny_config(),
+            actors=ActorConfig(num_envs=8),
+            env=dataclasses.replace(tiny_config().env, impl="warp", warp_max_envs=4),
+        )
 
 
 def test_guided_envs_take_the_goals_gripper_command_and_the_others_the_policys(setup):

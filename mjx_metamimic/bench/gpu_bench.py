@@ -20,6 +20,7 @@ from rich.console import Console
 from mjx_metamimic import configs
 from mjx_metamimic.bench import env_bench, learner_bench, render_bench
 from mjx_metamimic.bench.common import machine, reset_bank, write_json
+from mjx_metamimic.envs import warp_physics
 from mjx_metamimic.replay import ReplayConfig
 from mjx_metamimic.training import build
 from mjx_metamimic.training.config import TrainConfig
@@ -121,7 +122,8 @@ def sub_bench_argv(part: str, args: GpuBenchArgs, out: Path) -> list[str]:
                     "--seconds", "0.1", "--baseline-trajectories", "4",
                     "--baseline-steps", "5", *json_out]
         sizes = [str(b) for b in args.env_batch_sizes]
-        return ["--impls", "jax", "c", "--batch-sizes", *sizes, "--seconds", "3", *json_out]
+        impls = ["jax", "c", *(["warp"] if warp_physics.warp_installed() else [])]
+        return ["--impls", *impls, "--batch-sizes", *sizes, "--seconds", "3", *json_out]
     if part == "render":
         if args.tiny:
             return ["--sizes", "16", "--batch-sizes", "2", "--extra-cubes", "0",

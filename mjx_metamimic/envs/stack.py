@@ -26,6 +26,7 @@ from brax.envs.base import Env, State
 from flax import struct
 from mujoco import mjx
 
+from mjx_metamimic.envs import warp_physics
 from mjx_metamimic.envs.batching import default_chunk_size
 from mjx_metamimic.envs.c_physics import (
     KINEMATICS_FIELDS,
@@ -56,7 +57,7 @@ FEATURES_PARTS = {
     "grip_to_blocks": slice(17, 23),
     "block_to_block": slice(23, 26),
 }
-PHYSICS_IMPLS = ("jax", "c")
+PHYSICS_IMPLS = ("jax", "c", "warp")
 METRIC_NAMES = (
     "env/reach_dist",
     "env/grasped",
@@ -76,8 +77,14 @@ class StackEnvConfig:
     impl: str = "auto"
     """Physics engine: "c" (MuJoCo's C engine on all CPU cores, called from inside the
     jitted program: ~10x MJX's JAX engine on CPUs), "jax" (MJX's JAX implementation, traced
-    into the program: for accelerators) or "auto" ("c" where JAX's default backend is the
-    CPU, else "jax")."""
+    into the program: for accelerators), "warp" (MJX's MuJoCo Warp kernels through JAX's
+    FFI: built for NVIDIA GPUs, needs ``warp-lang``) or "auto" ("c" where JAX's default
+    backend is the CPU, else "jax")."""
+    warp_max_envs: int = 256
+    """Most envs stepped together on the "warp" engine: its contact buffer is one for the
+    whole batch, sized for this many envs (``envs/warp_physics.py``). The `paper` config
+    steps 256; a larger buffer costs time in every step (2.8x at 16 envs on a CPU with room
+    for 4096)."""
     image_size: int = 0
     """Adds ``pixels`` (uint8, image_size x image_size x 3) to observations; 0: no pixels
     (features-only configs skip rendering entirely)."""
@@ -116,12 +123,12 @@ class StackEnvConfig:
         if self.impl not in (*PHYSICS_IMPLS, "auto"):
             raise ValueError(
                 f"impl={self.impl!r} is not a physics engine: use 'jax' (MJX, any device), "
-                "'c' (MuJoCo C on the CPU cores) or 'auto'; MJX's Warp engine is not "
-                "supported yet"
+                "'c' (MuJoCo C on the CPU cores), 'warp' (MuJoCo Warp) or 'auto'"
             )
         checks = {
             "control_dt": self.control_dt > 0,
             "image_size": self.image_size >= 0,
+            "warp_max_envs": self.warp_max_envs >= 1,
             "max_joint_velocity": self.max_joint_velocity > 0,
             "gripper_open": self.gripper_open > 0,
             "home_qpos": len(self.home_qpos) == 6,
@@ -157,6 +164,7 @@ class SimState:
 
 def _finite(tree):
     """Replaces non-finite entries by 0 (only reachable after a physics blow-up)."""
+
     def fix(x):
         if not jnp.issubdtype(x.dtype, jnp.floating):
             return x
@@ -180,7 +188,14 @@ class StackEnv(Env):
         self.mj_model: mujoco.MjModel = load_model(config.scene)
         # This process's own device: another process's (a multi-process run) is not addressable.
         self.device = jax.local_devices()[0]
-        self.mjx_model: mjx.Model = mjx.put_model(self.mj_model, device=self.device)
+        self._warp_template = None
+        if config.physics_impl == "warp":
+            self.mjx_model: mjx.Model = warp_physics.put_model(self.mj_model, self.device)
+            self._warp_template = warp_physics.make_template(
+                self.mj_model, self.device, config.warp_max_envs
+            )
+        else:
+            self.mjx_model = mjx.put_model(self.mj_model, device=self.device)
         self.ids = SceneIds.from_model(self.mj_model)
         self.renderer = None
         if config.image_size:
@@ -262,7 +277,10 @@ class StackEnv(Env):
 
     def reset_to(self, rng: jax.Array, sim_state: SimState) -> State:
         """Starts an episode from a saved simulator state (e.g. a demo's first step)."""
-        data = mjx.make_data(self.mjx_model, device=self.device).replace(
+        blank = self._warp_template
+        if blank is None:
+            blank = mjx.make_data(self.mjx_model, device=self.device)
+        data = blank.replace(
             qpos=sim_state.qpos,
             qvel=sim_state.qvel,
             act=sim_state.act,
@@ -302,14 +320,17 @@ class StackEnv(Env):
             )
             # mjx.step leaves positions of bodies/cameras one substep behind qpos: refresh
             # them so observations and rendered frames describe the same instant.
-            data = mjx.camlight(self.mjx_model, mjx.kinematics(self.mjx_model, data))
+            if self._warp_template is None:
+                data = mjx.camlight(self.mjx_model, mjx.kinematics(self.mjx_model, data))
+            else:
+                data = warp_physics.refresh_kinematics(self.mjx_model, self.mj_model, data)
         else:
             data = c_step(self._c_stepper, data)  # kinematics of the new state included
 
         nan = jnp.logical_not(jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel)))
         # On a physics blow-up keep the last state and zero any non-finite output so
         # nothing downstream sees NaN; the episode ends and the auto-reset starts anew.
-        data = jax.tree.map(lambda new, old: jnp.where(nan, old, new), data, previous)
+        data = data.where(nan, previous)
         nan_f = nan.astype(jnp.float32)
         diagnostics = _finite(self._diagnostics(data))
         return state.replace(

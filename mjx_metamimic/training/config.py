@@ -233,6 +233,11 @@ class TrainConfig:
             problems.append(f"run.eval_train_demos={self.run.eval_train_demos} must be >= 0")
         if self.run.max_updates < 0 or self.run.max_env_steps < 1:
             problems.append("run.max_updates must be >= 0 (0: no limit), run.max_env_steps >= 1")
+        if self.env.impl == "warp" and self.actors.num_envs > self.env.warp_max_envs:
+            problems.append(
+                f"actors.num_envs={self.actors.num_envs} exceeds env.warp_max_envs="
+                f"{self.env.warp_max_envs}, the envs the Warp engine's contact buffer is sized for"
+            )
         if self.replay.min_size > self.replay.capacity:
             problems.append(
                 f"replay.min_size={self.replay.min_size} exceeds replay.capacity="
