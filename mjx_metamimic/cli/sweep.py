@@ -26,7 +26,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("spec", help=f"spec name ({', '.join(sweeps.spec_names())}) or .toml")
     parser.add_argument("--scale", choices=sweeps.SCALES, default="smoke",
-                        help="budget and grid size: smoke (minutes), cpu (~2 h), gpu")  # fmt: skip
+                        help="budget and grid size: smoke (minutes), cpu (~1 h), gpu")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None,
                         help="sweep directory (default runs/sweeps/<spec>-<scale>)")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=None,

@@ -1,9 +1,9 @@
 """Physics on MJX's Warp engine (``env.impl = "warp"``): MuJoCo Warp's kernels, called
 from the jitted program through JAX's FFI.
 
-MuJoCo Warp is the engine MuJoCo Playground runs on NVIDIA GPUs. Its kernels also compile
-for CPUs (for debugging: ~0.01–0.08x MuJoCo C here, docs/benchmarks.md). It needs the
-optional ``warp-lang`` package (``pip install 'mjx-metamimic[warp]'``).
+MuJoCo Warp is written for NVIDIA GPUs (MuJoCo Playground runs on it). Its kernels also
+compile for CPUs (for debugging: 0.005–0.05x MuJoCo C here, docs/benchmarks.md). It needs
+the optional ``warp-lang`` package (``pip install 'mjx-metamimic[warp]'``).
 
 Unlike MJX's JAX engine, a Warp ``mjx.Data`` holds fixed-capacity buffers, sized when the
 data is made (``make_template``): constraint rows per env, and one contact buffer shared by
