@@ -275,47 +275,25 @@ def test_warp_engine_without_warp_lang_is_a_clear_error(monkeypatch):
         envs.make("stack", impl="warp")
 
 
-def test_c_engine_steps_as_mujoco_c(env, fns):
-    """The C engine's control step is MuJoCo C's mj_step x n_substeps from the same
-    float32 state (then rounded to float32), for every env of a batch: equal up to one
-    float32 rounding (the batch executor and a lone MjData differ in the last bit), with
-    the kinematics of the new state."""
-    if env.config.impl != "c":
-        pytest.skip("checks the C engine")
-    keys = jax.random.split(jax.random.PRNGKey(5), BATCH)
-    states = fns["reset_batch"](keys)
-    actions = jax.random.uniform(jax.random.PRNGKey(6), (3, BATCH, 7), minval=-1)
-    model, data = env.mj_model, mujoco.MjData(env.mj_model)
-    for action in actions:
-        nxt = fns["step_batch"](states, action)
-        for i in range(BATCH):
-            before = jax.tree.map(lambda x, i=i: np.asarray(x[i]), states.pipeline_state)
-            got = jax.tree.map(lambda x, i=i: np.asarray(x[i]), nxt.pipeline_state)
-            for name in STATE_FIELDS:
-                setattr(data, name, getattr(before, name))
-            data.ctrl = got.ctrl  # the action's controls, as the step wrote them
-            mujoco.mj_step(model, data, nstep=env.n_substeps)
-            for name in ("qpos", "qvel", "act", "qacc_warmstart"):
-                expected = getattr(data, name).astype(np.float32)
-                np.testing.assert_allclose(
-                    getattr(got, name), expected, rtol=1e-6, atol=1e-9, err_msg=name
-                )
-            # The returned kinematics are those of the returned (float32) positions.
-            data.qpos = got.qpos
-            mujoco.mj_kinematics(model, data)
-            mujoco.mj_camlight(model, data)
-            for name in KINEMATICS_FIELDS:
-                expected = getattr(data, name).reshape(getattr(got, name).shape)
-                np.testing.assert_allclose(getattr(got, name), expected, atol=1e-6, err_msg=name)
-        states = nxt
+# Per engine: (field, rtol, atol) of a control step's new state against MuJoCo C's from the
+# same state, and the atol of the kinematics of the new positions.
+MUJOCO_C_TOLERANCES = {
+    # MuJoCo C itself, rounded to float32: equal up to one float32 rounding (the batch
+    # executor and a lone MjData differ in the last bit).
+    "c": (tuple((n, 1e-6, 1e-9) for n in ("qpos", "qvel", "act", "qacc_warmstart")), 1e-6),
+    # Warp's float32 kernels: velocities of blocks resting in contact differ most, ~1e-3 m/s
+    # against ~1 m/s while moving.
+    "warp": ((("qpos", 0.0, 2e-4), ("act", 0.0, 2e-4), ("qvel", 0.0, 1e-2)), 1e-5),
+}
 
 
-def test_warp_engine_steps_as_mujoco_c(env, fns):
-    """MuJoCo Warp's control step (float32 kernels) follows MuJoCo C's mj_step x
-    n_substeps (float64) from the same state, for every env of a batch, and its
-    kinematics, cameras included, are those of its new positions."""
-    if env.config.impl != "warp":
-        pytest.skip("checks the Warp engine")
+def test_engine_steps_as_mujoco_c(env, fns):
+    """A control step of every env of a batch follows MuJoCo C's mj_step x n_substeps from
+    the same float32 state (the controls as the step wrote them), and the returned
+    kinematics, cameras included, are those of the returned positions."""
+    if env.config.impl not in MUJOCO_C_TOLERANCES:
+        pytest.skip("MJX's JAX engine has its own contact model: checked by the physics tests")
+    state_tolerances, kinematics_atol = MUJOCO_C_TOLERANCES[env.config.impl]
     keys = jax.random.split(jax.random.PRNGKey(5), BATCH)
     states = fns["reset_batch"](keys)
     actions = jax.random.uniform(jax.random.PRNGKey(6), (3, BATCH, 7), minval=-1)
@@ -328,18 +306,17 @@ def test_warp_engine_steps_as_mujoco_c(env, fns):
                 setattr(data, name, np.asarray(getattr(states.pipeline_state, name)[i]))
             got = {
                 name: np.asarray(getattr(nxt.pipeline_state, name)[i])
-                for name in ("qpos", "qvel", "act", "ctrl", *KINEMATICS_FIELDS)
+                for name in (*STATE_FIELDS, "ctrl", *KINEMATICS_FIELDS)
             }
             data.ctrl = got["ctrl"]
             mujoco.mj_step(model, data, nstep=env.n_substeps)
-            # Velocities of blocks resting in contact differ most (float32 contact solver):
-            # ~1e-3 m/s against speeds of ~1 m/s while moving.
-            for name, atol in (("qpos", 2e-4), ("act", 2e-4), ("qvel", 1e-2)):
-                np.testing.assert_allclose(got[name], getattr(data, name), atol=atol, err_msg=name)
+            for name, rtol, atol in state_tolerances:
+                expected = getattr(data, name).astype(np.float32)
+                np.testing.assert_allclose(got[name], expected, rtol=rtol, atol=atol, err_msg=name)
             data.qpos = got["qpos"]
             mujoco.mj_kinematics(model, data)
             mujoco.mj_camlight(model, data)
             for name in KINEMATICS_FIELDS:
                 expected = getattr(data, name).reshape(got[name].shape)
-                np.testing.assert_allclose(got[name], expected, atol=1e-5, err_msg=name)
+                np.testing.assert_allclose(got[name], expected, atol=kinematics_atol, err_msg=name)
         states = nxt
