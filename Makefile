@@ -36,6 +36,9 @@ wheelhouse: $(STAMP)
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir wheelhouse .
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: \
 		--python-version $(WHEEL_PYTHON) $(WHEEL_PLATFORMS) wheelhouse/mjx_metamimic-*.whl
+# The optional Warp physics engine (env.impl = "warp"), for NVIDIA GPUs:
+	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: \
+		--python-version $(WHEEL_PYTHON) $(WHEEL_PLATFORMS) "warp-lang>=1.19,<1.20"
 	@ls wheelhouse | wc -l | xargs echo "wheels in wheelhouse/:"
 
 lint: $(STAMP)
