@@ -31,8 +31,9 @@ BATCH = 4
     ],
 )
 def env(request):
-    """The env on each physics engine: every test of this module runs on each."""
-    return envs.make("stack", impl=request.param)
+    """The env on each physics engine: every test of this module runs on each (the Warp
+    engine's contact buffer sized for the largest batch stepped here)."""
+    return envs.make("stack", impl=request.param, warp_max_envs=8)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +189,7 @@ def test_reset_to_round_trip_gives_identical_next_steps(env, fns):
     mid = rollout(fns["step"], state, actions[:3])[-1]
     # Restore in a second, independently built env (then step both with the same
     # compiled step: it is a pure function of the state).
-    other = envs.make("stack", impl=env.config.impl)
+    other = envs.make("stack", impl=env.config.impl, warp_max_envs=env.config.warp_max_envs)
     restored = jax.jit(other.reset_to)(jax.random.PRNGKey(99), env.sim_state(mid))
     chex.assert_trees_all_equal(restored.obs, mid.obs)
     a = rollout(fns["step"], mid, actions[3:])

@@ -80,11 +80,11 @@ class StackEnvConfig:
     into the program: for accelerators), "warp" (MJX's MuJoCo Warp kernels through JAX's
     FFI: built for NVIDIA GPUs, needs ``warp-lang``) or "auto" ("c" where JAX's default
     backend is the CPU, else "jax")."""
-    warp_max_envs: int = 256
+    warp_max_envs: int = 2048
     """Most envs stepped together on the "warp" engine: its contact buffer is one for the
-    whole batch, sized for this many envs (``envs/warp_physics.py``). The `paper` config
-    steps 256; a larger buffer costs time in every step (2.8x at 16 envs on a CPU with room
-    for 4096)."""
+    whole batch, sized for this many envs (``envs/warp_physics.py``); the `paper` config
+    steps 2048. A larger buffer costs time in every step (on a CPU, 16 envs stepped 2.8x
+    slower with room for 4096 than with room for 16): lower it for small batches."""
     image_size: int = 0
     """Adds ``pixels`` (uint8, image_size x image_size x 3) to observations; 0: no pixels
     (features-only configs skip rendering entirely)."""
