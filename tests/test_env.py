@@ -302,7 +302,6 @@ def test_engine_steps_as_mujoco_c(env, fns):
     for action in actions:
         nxt = fns["step_batch"](states, action)
         for i in range(BATCH):
-            # Only named fields: some of a Warp Data's engine buffers have no batch axis.
             for name in STATE_FIELDS:
                 setattr(data, name, np.asarray(getattr(states.pipeline_state, name)[i]))
             got = {

@@ -295,6 +295,8 @@ class StackEnv(Env):
             data = mjx.forward(self.mjx_model, data).replace(qpos=sim_state.qpos)
         else:
             data = c_kinematics(self._c_stepper, data)
+        if self._warp_template is not None:
+            data = warp_physics.without_buffers(data)
         zero = jnp.zeros(())
         return State(
             pipeline_state=data,
@@ -314,23 +316,24 @@ class StackEnv(Env):
             )
         previous = state.pipeline_state
         data = previous.replace(ctrl=self._ctrl(previous.ctrl, action))
-        if self._c_stepper is None:
+        if self._c_stepper is not None:
+            data = c_step(self._c_stepper, data)  # kinematics of the new state included
+        elif self._warp_template is not None:
+            data = warp_physics.step(
+                self.mjx_model, self.mj_model, self._warp_template, data, self.n_substeps
+            )
+        else:
             data = jax.lax.fori_loop(
                 0, self.n_substeps, lambda _, d: mjx.step(self.mjx_model, d), data
             )
             # mjx.step leaves positions of bodies/cameras one substep behind qpos: refresh
             # them so observations and rendered frames describe the same instant.
-            if self._warp_template is None:
-                data = mjx.camlight(self.mjx_model, mjx.kinematics(self.mjx_model, data))
-            else:
-                data = warp_physics.refresh_kinematics(self.mjx_model, self.mj_model, data)
-        else:
-            data = c_step(self._c_stepper, data)  # kinematics of the new state included
+            data = mjx.camlight(self.mjx_model, mjx.kinematics(self.mjx_model, data))
 
         nan = jnp.logical_not(jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel)))
         # On a physics blow-up keep the last state and zero any non-finite output so
         # nothing downstream sees NaN; the episode ends and the auto-reset starts anew.
-        data = data.where(nan, previous)
+        data = jax.tree.map(lambda new, old: jnp.where(nan, old, new), data, previous)
         nan_f = nan.astype(jnp.float32)
         diagnostics = _finite(self._diagnostics(data))
         return state.replace(

@@ -8,9 +8,14 @@ the optional ``warp-lang`` package (``pip install 'mjx-metamimic[warp]'``).
 Unlike MJX's JAX engine, a Warp ``mjx.Data`` holds fixed-capacity buffers, sized when the
 data is made (``make_template``): constraint rows per env, and one contact buffer shared by
 every env of a ``vmap``ped batch (MJX keeps it unbatched), so it is sized for the most envs
-stepped together. A full buffer drops contacts, and Warp prints an overflow warning. Warp
-has no ``camlight``: ``refresh_kinematics`` recomputes the (fixed-mode) camera poses in JAX
-after its ``kinematics``. Merge Warp states with ``mjx.Data.where``, not ``jax.tree.map``.
+stepped together. A full buffer drops contacts, and Warp prints an overflow warning.
+
+These buffers (the Data's ``_impl``) are scratch: a step rebuilds them from the positions,
+velocities, controls and solver warm start. So the env keeps its states without them
+(``without_buffers``), and every env state stays an ordinary pytree batched on every leaf,
+which the training loop selects and splits per env; ``step`` lends them from the template
+for the physics. Warp has no ``camlight``: ``refresh_kinematics`` recomputes the
+(fixed-mode) camera poses in JAX after its ``kinematics``.
 """
 
 import jax
@@ -95,3 +100,23 @@ def refresh_kinematics(mjx_model: mjx.Model, mj_model: mujoco.MjModel, data: mjx
     cam_xpos = data.xpos[body] + jnp.einsum("cij,cj->ci", body_mat, pos)
     cam_xmat = jnp.einsum("cij,cjk->cik", body_mat, mat)
     return data.replace(cam_xpos=cam_xpos, cam_xmat=cam_xmat)
+
+
+def without_buffers(data: mjx.Data) -> mjx.Data:
+    """``data`` without Warp's contact and constraint buffers (``_impl``): what a step
+    needs is in its public fields."""
+    return data.replace(_impl=None)
+
+
+def step(
+    mjx_model: mjx.Model,
+    mj_model: mujoco.MjModel,
+    template: mjx.Data,
+    data: mjx.Data,
+    n_substeps: int,
+) -> mjx.Data:
+    """``n_substeps`` physics steps of ``data`` (kept ``without_buffers``) on Warp, with
+    ``template``'s buffers, then the kinematics of the new state; returned without buffers."""
+    data = data.replace(_impl=template._impl)
+    data = jax.lax.fori_loop(0, n_substeps, lambda _, d: mjx.step(mjx_model, d), data)
+    return without_buffers(refresh_kinematics(mjx_model, mj_model, data))
