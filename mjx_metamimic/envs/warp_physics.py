@@ -14,7 +14,7 @@ These buffers (the Data's ``_impl``) are scratch: a step rebuilds them from the 
 velocities, controls and solver warm start. So the env keeps its states without them
 (``without_buffers``), and every env state stays an ordinary pytree batched on every leaf,
 which the training loop selects and splits per env; ``step`` lends them from the template
-for the physics. Warp has no ``camlight``: ``refresh_kinematics`` recomputes the
+for the physics. Warp has no ``camlight``: ``_refresh_kinematics`` recomputes the
 (fixed-mode) camera poses in JAX after its ``kinematics``.
 """
 
@@ -45,7 +45,7 @@ def warp_installed() -> bool:
 
 def put_model(mj_model: mujoco.MjModel, device: jax.Device) -> mjx.Model:
     """The MJX model on the Warp engine; a clear error when ``warp-lang`` is missing or a
-    camera is not fixed to its body (the only mode ``refresh_kinematics`` computes)."""
+    camera is not fixed to its body (the only mode ``_refresh_kinematics`` computes)."""
     if not warp_installed():
         raise ValueError(
             "impl='warp' needs the warp-lang package: pip install 'mjx-metamimic[warp]'"
@@ -91,7 +91,7 @@ def _camera_frames(mj_model: mujoco.MjModel) -> tuple[np.ndarray, np.ndarray, np
     )
 
 
-def refresh_kinematics(mjx_model: mjx.Model, mj_model: mujoco.MjModel, data: mjx.Data):
+def _refresh_kinematics(mjx_model: mjx.Model, mj_model: mujoco.MjModel, data: mjx.Data):
     """Body, geom and site poses of ``data``'s positions (Warp's ``kinematics``), and the
     camera poses that MuJoCo's ``camlight`` gives fixed cameras."""
     data = mjx.kinematics(mjx_model, data)
@@ -119,4 +119,4 @@ def step(
     ``template``'s buffers, then the kinematics of the new state; returned without buffers."""
     data = data.replace(_impl=template._impl)
     data = jax.lax.fori_loop(0, n_substeps, lambda _, d: mjx.step(mjx_model, d), data)
-    return without_buffers(refresh_kinematics(mjx_model, mj_model, data))
+    return without_buffers(_refresh_kinematics(mjx_model, mj_model, data))
