@@ -128,7 +128,11 @@ class D4PG:
         self.axis_name = axis_name
         self.actor = Actor(config.network, action_dim)
         outputs = config.num_atoms if config.critic == "categorical" else 1
-        self.critic = CriticEnsemble(config.network, outputs, config.num_critics)
+        if config.aux_features_weight and not config.network.shared_torso:
+            raise ValueError("aux_features_weight > 0 needs network.shared_torso")
+        self.critic = CriticEnsemble(
+            config.network, outputs, config.num_critics, config.aux_features_weight > 0
+        )
         self.shared = (
             SharedTorso(config.network, action_dim, outputs, config.num_critics)
             if config.network.shared_torso
@@ -263,8 +267,9 @@ class D4PG:
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
-            target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm, and
-            bc_share: the share of samples the actor regressed onto, 0 when off).
+            target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm,
+            bc_share: the share of samples the actor regressed onto, and aux_features_loss:
+            the ``FeaturePredictor``'s error; each 0 when its loss is off).
         """
         self._check_goal(goal)
         stream = self.config.stream
@@ -294,10 +299,14 @@ class D4PG:
             else:
                 embedding = self.shared.embed(critic_params, obs, goal)
                 outputs = self.shared.critics(critic_params, embedding, batch.action)
-            loss = self.critic_losses(outputs, target_outputs, returns, discounts)
-            return mean(loss), (self.values(outputs)[:, 0], embedding)
+            loss = mean(self.critic_losses(outputs, target_outputs, returns, discounts))
+            aux_loss = jnp.zeros(())
+            if self.config.aux_features_weight:
+                aux_loss = mean(self.shared.feature_errors(critic_params, embedding, obs, goal))
+            total = loss + self.config.aux_features_weight * aux_loss
+            return total, (loss, aux_loss, self.values(outputs)[:, 0], embedding)
 
-        (critic_loss, (q, embedding)), critic_grads = jax.value_and_grad(
+        (_, (critic_loss, aux_loss, q, embedding)), critic_grads = jax.value_and_grad(
             critic_loss_fn, has_aux=True
         )(state.critic_params)
         # With a shared torso the actor reads the critics' encoder output, without a gradient.
@@ -361,6 +370,7 @@ class D4PG:
                 "return_mean": mean(returns),
                 "dqda_norm": mean(jnp.linalg.norm(dqda, axis=-1)),
                 "bc_share": mean(better),
+                "aux_features_loss": aux_loss,
             }
         )
         metrics["critic_grad_norm"] = optax.tree.norm(critic_grads)

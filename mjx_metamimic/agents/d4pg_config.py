@@ -73,7 +73,18 @@ class D4PGConfig:
     augmentation): padded by their border and cropped back at a random offset, a sample's
     observation and goal frames together, the bootstrap step's independently. 0: none."""
 
+    aux_features_weight: float = 0.0
+    """Weight of an auxiliary loss on the shared encoder (``network.shared_torso``, pixels):
+    a linear head predicts the observation's and goal's proprio and privileged features
+    (block and grip positions), standardised, from the embedding, so the conv torso must
+    encode where the blocks are (as UNREAL's auxiliary tasks, Jaderberg et al. 2017). The
+    features are targets only: the policy still acts from pixels and proprio. 0: off."""
+
     def __post_init__(self):
+        if self.aux_features_weight < 0:
+            raise ValueError(f"aux_features_weight must be >= 0, got {self.aux_features_weight}")
+        if self.aux_features_weight and self.network.inputs != "pixels":
+            raise ValueError("aux_features_weight needs a network that reads pixels")
         if self.random_shift < 0:
             raise ValueError(f"random_shift must be >= 0, got {self.random_shift}")
         if self.random_shift and self.network.inputs != "pixels":

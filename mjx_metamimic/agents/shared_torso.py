@@ -11,8 +11,10 @@ import jax
 
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.networks.heads import (
+    AUX_FEATURES,
     ActorHead,
     Encoder,
+    FeaturePredictor,
     Observation,
     critic_heads,
     split_encoder,
@@ -48,6 +50,14 @@ class SharedTorso:
         return self.critic_heads.apply(
             {"params": critic_variables["params"]["critics"]}, embedding, action
         )
+
+    @staticmethod
+    def feature_errors(
+        critic_variables: dict, embedding: jax.Array, obs: Observation, goal: Observation | None
+    ) -> jax.Array:
+        """The ``FeaturePredictor``'s squared errors per sample from an embedding: (...,)."""
+        variables = {c: t[AUX_FEATURES] for c, t in critic_variables.items() if AUX_FEATURES in t}
+        return FeaturePredictor().apply(variables, embedding, obs, goal)
 
     @staticmethod
     def tie(actor_variables: dict, critic_variables: dict) -> dict:

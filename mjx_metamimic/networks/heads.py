@@ -201,20 +201,50 @@ def critic_heads(num_critics: int, module: type[nn.Module] | None = None) -> typ
     )
 
 
+class FeaturePredictor(nn.Module):
+    """Auxiliary head: a linear map from an embedding to the vector parts (proprio and
+    privileged features) of the observation and the goal, standardised like the encoder's
+    inputs (``input_scales``, identity until set). The parts are targets, never inputs."""
+
+    @nn.compact
+    def __call__(
+        self, embedding: jax.Array, obs: Observation, goal: Observation | None = None
+    ) -> jax.Array:
+        """Returns the squared prediction error per sample, averaged over the parts: (...,)."""
+        parts = [observation_vectors(obs)] + ([] if goal is None else [observation_vectors(goal)])
+        size = parts[0].shape[-1:]
+        shift = jax.lax.stop_gradient(self.variable(INPUT_SCALES, "shift", jnp.zeros, size).value)
+        scale = jax.lax.stop_gradient(self.variable(INPUT_SCALES, "scale", jnp.ones, size).value)
+        targets = [jnp.clip((p - shift) / scale, -INPUT_CLIP, INPUT_CLIP) for p in parts]
+        target = jax.lax.stop_gradient(jnp.concatenate(targets, axis=-1))
+        prediction = nn.Dense(target.shape[-1])(embedding)
+        return jnp.mean(jnp.square(prediction - target), axis=-1)
+
+
+AUX_FEATURES = "aux_features"  # name of a shared CriticEnsemble's FeaturePredictor
+
+
 class CriticEnsemble(nn.Module):
     """``num_critics`` independent critics (own parameters, shared input standardisation)
     over the same inputs, e.g. TD3-style twin critics. With ``config.shared_torso`` they
-    share one encoder (``Encoder_0``) and only their heads (``critics``) are separate."""
+    share one encoder (``Encoder_0``) and only their heads (``critics``) are separate;
+    ``aux_features`` adds a ``FeaturePredictor`` over the shared encoder's output (its
+    parameters are created here; ``SharedTorso.feature_errors`` applies it)."""
 
     config: NetworkConfig
     num_atoms: int
     num_critics: int = 1
+    aux_features: bool = False
 
     @nn.compact
     def __call__(self, obs: Observation, goal: Observation | None, action: jax.Array) -> jax.Array:
         """Returns outputs: (..., num_critics, num_atoms) float32."""
+        if self.aux_features and not self.config.shared_torso:
+            raise ValueError("aux_features needs network.shared_torso")
         if self.config.shared_torso:
             embedding = Encoder(critic_network(self.config))(obs, goal)
+            if self.aux_features and self.is_initializing():
+                FeaturePredictor(name=AUX_FEATURES)(embedding, obs, goal)
             heads = critic_heads(self.num_critics)(self.config, self.num_atoms, name="critics")
             return heads(embedding, action)
         critics = critic_heads(self.num_critics, Critic)

@@ -203,6 +203,11 @@ class TrainConfig:
                     f"learner.{name}.network is not used: both learners share "
                     "learner.network, set that instead"
                 )
+            learner = getattr(self.learner, name)
+            if learner.aux_features_weight and not self.learner.network.shared_torso:
+                problems.append(
+                    f"learner.{name}.aux_features_weight > 0 needs learner.network.shared_torso"
+                )
             try:  # the learner's own checks, against the network it will be given
                 dataclasses.replace(getattr(self.learner, name), network=self.learner.network)
             except ValueError as error:
@@ -339,11 +344,13 @@ class TrainConfig:
 
     @property
     def obs_keys(self) -> tuple[str, ...]:
-        """Observation parts the networks see: pixels + proprio (+ features for critics
-        that read them), or proprio + features."""
+        """Observation parts the learners read: pixels + proprio (+ features for critics
+        that read them or an auxiliary loss that predicts them), or proprio + features."""
         network = self.learner.network
         if network.inputs == "pixels":
-            return ("pixels", "proprio") + (("features",) * (network.critic_inputs == "features"))
+            aux = any(c.aux_features_weight for c in self.learner_configs().values())
+            reads_features = network.critic_inputs == "features" or aux
+            return ("pixels", "proprio") + (("features",) * reads_features)
         return ("proprio", "features")
 
     def learner_configs(self) -> dict[str, D4PGConfig]:
