@@ -212,6 +212,9 @@ def test_record_options_carry_their_env_config(dataset, tmp_path):
     assert info["env_config"] == D.physics_config(physics)
     assert info["scene_fingerprint"] == D.scene_fingerprint(physics)
     assert info["scene_fingerprint"] != D.scene_fingerprint(envs.StackEnvConfig())
+    # The engine and its buffer sizes step the same physics: the same dataset serves them.
+    engine = dataclasses.replace(physics, impl="c", warp_max_envs=4)
+    assert D.scene_fingerprint(engine) == D.scene_fingerprint(physics)
     # A dataset with that header loads for that env config only.
     with DatasetWriter(options.out, info) as writer:
         writer.add(tiny_demos(dataset, 2))

@@ -240,6 +240,21 @@ def test_batched_chunks_match_plain_vmap(env, fns):
     chex.assert_trees_all_close(chunked.obs, plain.obs, atol=1e-5)
 
 
+def test_warp_steps_a_batch_larger_than_its_buffer_in_chunks(env, fns):
+    if env.config.impl != "warp":
+        pytest.skip("only the warp engine's contact buffer is sized for a number of envs")
+    assert env.step_chunk_size == env.config.warp_max_envs == 8
+    keys = jax.random.split(jax.random.PRNGKey(10), 16)
+    states = fns["reset_batch"](keys)
+    actions = jax.random.uniform(jax.random.PRNGKey(11), (16, 7), minval=-1)
+    chunked = jax.jit(batched(env.step, env.step_chunk_size))(states, actions)
+    for half in (slice(0, 8), slice(8, 16)):
+        part = fns["step_batch"](*jax.tree.map(lambda x, h=half: x[h], (states, actions)))
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, h=half: x[h], chunked.obs), part.obs, atol=1e-5
+        )
+
+
 def test_stepping_does_not_retrace(env, fns):
     # Every test of this module steps single envs with fns["step"]: fresh, stepped,
     # restored and hand-made states all hit its one compilation.

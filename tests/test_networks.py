@@ -24,6 +24,7 @@ from mjx_metamimic.networks import (
 )
 from mjx_metamimic.networks.config import Stage
 from mjx_metamimic.networks.pool import max_pool_3x3_stride2
+from mjx_metamimic.networks.torso import SpatialSoftmax
 
 IMAGE, PROPRIO, ACTION, ATOMS = 16, 5, 3, 11
 
@@ -114,9 +115,10 @@ def test_preset_stats_counts_grow_with_size():
 
 def test_instance_norm_normalises_each_sample():
     x = jax.random.normal(jax.random.key(0), (3, 6, 6, 4))
-    x = x * jnp.array([1.0, 10.0, 0.1])[:, None, None, None] + jnp.array([0.0, 5.0, -3.0])[
-        :, None, None, None
-    ]
+    x = (
+        x * jnp.array([1.0, 10.0, 0.1])[:, None, None, None]
+        + jnp.array([0.0, 5.0, -3.0])[:, None, None, None]
+    )
     norm = ConvNorm("instance")
     y = norm.apply(norm.init(jax.random.key(1), x), x)
     np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-4)
@@ -214,8 +216,9 @@ def test_conv_gradients_match_autodiff_of_lax_conv(kernel_shape):
         return jnp.sum(weights * jnp.tanh(conv(x, kernel)))
 
     def reference(x, kernel):
-        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(
+            x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
 
     ours = jax.jit(jax.grad(functools.partial(loss, conv2d_same), argnums=(0, 1)))(x, kernel)
     expected = jax.grad(functools.partial(loss, reference), argnums=(0, 1))(x, kernel)
@@ -239,3 +242,25 @@ def test_max_pool_matches_flax_values_and_gradients(shape):
 def test_pool_strides_other_than_one_or_two_are_refused():
     with pytest.raises(ValueError, match="pool_stride must be 1 or 2"):
         Stage(8, pool_stride=3)
+
+
+def test_spatial_softmax_finds_each_maps_peak_and_points_between_two():
+    maps = jnp.zeros((1, 5, 5, 2)).at[0, 1, 3, 0].set(1.0)  # map 0: a peak at row 1, col 3
+    maps = maps.at[0, 4, 0, 1].set(1.0).at[0, 4, 1, 1].set(1.0)  # map 1: two, row 4
+    readout = SpatialSoftmax(2)
+    sharp = {"params": {"Dense_0": {"kernel": 100.0 * jnp.eye(2), "bias": jnp.zeros(2)}}}
+    sharp["params"]["temperature"] = jnp.ones(())
+    keypoints = readout.apply(sharp, maps)  # x of both, then y of both
+    np.testing.assert_allclose(keypoints[0], [0.5, -0.75, -0.5, 1.0], atol=1e-4)
+
+
+def test_keypoint_readout_sizes_the_embedding_by_its_keypoints():
+    config = NetworkConfig(torso="tiny", keypoints=16, torso_hidden=(32,), head_hidden=(32,))
+    actor = Actor(config, ACTION)
+    obs, goal = make_obs(jax.random.key(3)), make_obs(jax.random.key(4))
+    params = actor.init(jax.random.key(5), obs, goal)
+    dense = params["params"]["Encoder_0"]["LayerNormMLP_0"]["Dense_0"]["kernel"]
+    assert dense.shape == (2 * 16, 32)
+    assert actor.apply(params, obs, goal).shape == (2, ACTION)
+    with pytest.raises(ValueError, match="keypoints must be >= 0"):
+        NetworkConfig(keypoints=-1)

@@ -18,8 +18,9 @@ from mjx_metamimic.envs.stack import StackEnvConfig
 
 # Env config fields that only change what is observed, checked via image_size and camera.
 OBSERVATION_FIELDS = ("image_size", "camera")
-# The physics engine (MJX's JAX engine or MuJoCo C): the same model, stepped by either.
-ENGINE_FIELDS = ("impl",)
+# The physics engine (MJX's JAX or Warp engine, or MuJoCo C): the same model, stepped by
+# any of them; and the envs the Warp engine's contact buffer is sized for.
+ENGINE_FIELDS = ("impl", "warp_max_envs")
 
 
 def physics_config(env_config: StackEnvConfig) -> dict:

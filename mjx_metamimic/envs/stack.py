@@ -244,7 +244,11 @@ class StackEnv(Env):
 
     @property
     def step_chunk_size(self) -> int | None:
-        """Most envs to vmap together when stepping a batch (``envs.batching``)."""
+        """Most envs to vmap together when stepping a batch (``envs.batching``): on the
+        Warp engine at most ``warp_max_envs``, the envs its contact buffer holds, so a
+        larger batch (an evaluation over many demos) steps in chunks that fit."""
+        if self.config.physics_impl == "warp":
+            return self.config.warp_max_envs
         return default_chunk_size(self.config.physics_impl)
 
     @property

@@ -55,6 +55,10 @@ class NetworkConfig:
     """Normalisation between conv layers: none, instance, layer or group."""
     norm_groups: int = 8
     """Groups for group norm (reduced to a divisor of the channel count)."""
+    keypoints: int = 0
+    """Pixels only: 0 flattens the conv torso's last feature map; K > 0 reads it out as K
+    spatial-softmax keypoints (expected x, y of K learned maps; Levine et al. 2016), a
+    readout that keeps positions finer than the map's grid."""
     torso_hidden: tuple[int, ...] = (256,)
     """Dense layers (Dense -> LayerNorm -> ELU) ending the torso: after the conv stack for
     pixels (the vector inputs join their output), the whole torso for features."""
@@ -77,6 +81,8 @@ class NetworkConfig:
     goals by their mean and std, goal - obs by the RMS of one demo step), clipped to +-5."""
 
     def __post_init__(self):
+        if self.keypoints < 0:
+            raise ValueError(f"keypoints must be >= 0, got {self.keypoints}")
         if self.shared_torso and self.critic_inputs != "same":
             raise ValueError(
                 "network.shared_torso needs critic_inputs='same': the actor reads the "

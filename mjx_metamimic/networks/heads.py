@@ -114,7 +114,12 @@ class Encoder(nn.Module):
             frames = jnp.concatenate([frames, goal["pixels"]], axis=-1)  # (..., H, W, 6)
         x = frames.astype(jnp.float32) / 255.0
         x = x.reshape((-1, *x.shape[-3:]))  # (N, H, W, C)
-        torso = ResNetTorso(PRESETS[self.config.torso], self.config.norm, self.config.norm_groups)
+        torso = ResNetTorso(
+            PRESETS[self.config.torso],
+            self.config.norm,
+            self.config.norm_groups,
+            self.config.keypoints,
+        )
         x = torso(x)  # (N, D)
         x = x.reshape((*batch_shape, x.shape[-1]))
         # The frames are projected on their own, so the few vector inputs are not outweighed

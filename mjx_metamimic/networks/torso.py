@@ -4,6 +4,7 @@ import math
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from mjx_metamimic.networks.config import NormKind, Stage
 from mjx_metamimic.networks.conv import Conv
@@ -53,22 +54,47 @@ class ResidualBlock(nn.Module):
         return x + h
 
 
+class SpatialSoftmax(nn.Module):
+    """Keypoints of a feature map (Levine et al. 2016): a 1x1 conv to ``num_keypoints``
+    maps, a softmax over each map's positions (learned temperature), and each map's
+    expected (x, y) in [-1, 1]. Positions come out as numbers, finer than the map's grid.
+    """
+
+    num_keypoints: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """(N, H, W, C) -> (N, 2 * num_keypoints): x then y of each keypoint."""
+        n, h, w, _ = x.shape
+        maps = nn.Dense(self.num_keypoints)(x).reshape(n, h * w, self.num_keypoints)
+        temperature = self.param("temperature", nn.initializers.ones, ())
+        attention = jax.nn.softmax(maps / temperature, axis=1)  # (N, H*W, K)
+        ys, xs = jnp.meshgrid(jnp.linspace(-1, 1, h), jnp.linspace(-1, 1, w), indexing="ij")
+        grid = jnp.stack([xs.ravel(), ys.ravel()], axis=-1)  # (H*W, 2)
+        keypoints = jnp.einsum("npk,pc->nck", attention, grid)  # (N, 2, K)
+        return keypoints.reshape(n, 2 * self.num_keypoints)
+
+
 class ResNetTorso(nn.Module):
-    """Residual conv torso (IMPALA-style stages), flattened output.
+    """Residual conv torso (IMPALA-style stages), read out flattened or as keypoints.
 
     Attributes:
         stages: Stage specs, see ``networks.config.PRESETS``.
         norm: Normalisation between conv layers.
         groups: Channel groups for group norm.
+        keypoints: 0 flattens the last feature map; K > 0 reads it out as K
+            ``SpatialSoftmax`` keypoints.
     """
 
     stages: tuple[Stage, ...]
     norm: NormKind
     groups: int = 8
+    keypoints: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        """(N, H, W, C) float32 -> (N, D) float32 with D = H' * W' * C'."""
+        """(N, H, W, C) float32 -> (N, D) float32: D = H' * W' * C' flattened, or
+        2 * keypoints."""
         for stage in self.stages:
             x = Conv(stage.channels)(x)
             x = ConvNorm(self.norm, self.groups)(x)
@@ -77,6 +103,8 @@ class ResNetTorso(nn.Module):
             for _ in range(stage.blocks):
                 x = ResidualBlock(self.norm, self.groups)(x)
         x = nn.elu(x)
+        if self.keypoints:
+            return SpatialSoftmax(self.keypoints)(x)
         return x.reshape(x.shape[0], -1)
 
 
