@@ -23,6 +23,8 @@ from mjx_metamimic.training.config import (
     RunConfig,
     TrainConfig,
 )
+from mjx_metamimic.training.feature_diagnostics import POSITIONS as FEATURE_POSITIONS
+from mjx_metamimic.training.feature_diagnostics import feature_diagnostics
 
 DEMO_STEPS = 24
 NUM_ENVS = 4
@@ -240,6 +242,71 @@ def test_paper_config_builds_and_traces_at_tiny_scale():
     assert config.learner.network.standardize_inputs
     actor_scales = new_state.learners["imitation"].actor_params["input_scales"]
     assert {leaf.shape for leaf in jax.tree.leaves(actor_scales)} == {(19,)}  # proprio
+
+
+def feature_head_config(weight: float = 1.0) -> TrainConfig:
+    """The cpu config at tiny size, with the feature-prediction head and keypoints."""
+    cpu = configs.load(TrainConfig, "cpu")
+    learner = dataclasses.replace(
+        cpu.learner,
+        batch_size=2,
+        updates_per_chunk=1,
+        network=dataclasses.replace(cpu.learner.network, keypoints=8),
+        imitation=dataclasses.replace(cpu.learner.imitation, aux_features_weight=weight),
+    )
+    return dataclasses.replace(
+        cpu,
+        actors=dataclasses.replace(cpu.actors, num_envs=2, steps_per_chunk=2),
+        learner=learner,
+        replay=ReplayConfig(capacity=64, min_size=8),
+    )
+
+
+def test_cpu_config_with_feature_prediction_and_keypoints_traces():
+    algo = build(feature_head_config())
+    bank = jax.eval_shape(lambda: synthetic_bank(algo.env, 2, 8))
+    state = jax.eval_shape(algo.init, jax.random.PRNGKey(0), bank)
+    new_state, metrics = jax.eval_shape(algo.train_chunk, state, bank)
+    # The replay keeps the features the auxiliary head predicts; the networks never read them.
+    assert new_state.replay.experience.obs["features"].shape[-1] == 26
+    assert "train/imitation/aux_features_loss" in metrics
+    critic = new_state.learners["imitation"].critic_params
+    assert critic["input_scales"]["aux_features"]["shift"].shape == (19 + 26,)
+    encoder = critic["params"]["Encoder_0"]
+    assert encoder["LayerNormMLP_0"]["Dense_0"]["kernel"].shape[0] == 2 * 8  # keypoints
+
+
+def test_feature_diagnostics_score_a_head_that_predicts_the_mean_as_explaining_nothing():
+    config = feature_head_config()
+    algo = build(config)
+    bank = synthetic_bank(algo.env, 2, 8)
+    state = jax.jit(algo.init)(jax.random.PRNGKey(0), bank)
+    # A head that predicts the demos' mean observation and mean goal whatever it sees.
+    lookahead = config.actors.lookahead
+    vectors = np.concatenate([bank.proprio, bank.features], -1)  # (N, T, V)
+    obs_mean = vectors[:, : 8 - lookahead].mean((0, 1))
+    goal_mean = vectors[:, lookahead:].mean((0, 1))
+    critic = state.learners["imitation"].critic_params
+    head = critic["params"]["aux_features"]["Dense_0"]
+    head = {
+        "kernel": jnp.zeros_like(head["kernel"]),
+        "bias": jnp.concatenate([0 * obs_mean, goal_mean - obs_mean]),
+    }
+    scales = {"shift": jnp.asarray(obs_mean), "scale": jnp.ones_like(obs_mean)}
+    critic = {
+        "params": {**critic["params"], "aux_features": {"Dense_0": head}},
+        "input_scales": {**critic["input_scales"], "aux_features": scales},
+    }
+    learners = {"imitation": state.learners["imitation"].replace(critic_params=critic)}
+    rows = feature_diagnostics(algo, learners, bank)
+    assert {(r["frame"], r["positions"]) for r in rows} == {
+        (f, p) for f in ("observation", "goal") for p in FEATURE_POSITIONS
+    }
+    for row in rows:
+        np.testing.assert_allclose(row["rmse_cm"], row["spread_cm"], rtol=1e-3)
+        assert abs(row["explained"]) < 2e-3
+    with pytest.raises(ValueError, match="aux_features_weight > 0"):
+        feature_diagnostics(build(feature_head_config(0.0)), learners, bank)
 
 
 def test_impossible_configs_are_rejected():

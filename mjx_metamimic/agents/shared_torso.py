@@ -8,6 +8,7 @@ parameters of its own only so that ``Actor.apply`` (acting, evaluation) is uncha
 """
 
 import jax
+import jax.numpy as jnp
 
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.networks.heads import (
@@ -57,7 +58,8 @@ class SharedTorso:
     ) -> jax.Array:
         """The ``FeaturePredictor``'s squared errors per sample from an embedding: (...,)."""
         variables = {c: t[AUX_FEATURES] for c, t in critic_variables.items() if AUX_FEATURES in t}
-        return FeaturePredictor().apply(variables, embedding, obs, goal)
+        prediction, target = FeaturePredictor().apply(variables, embedding, obs, goal)
+        return jnp.mean(jnp.square(prediction - target), axis=-1)
 
     @staticmethod
     def tie(actor_variables: dict, critic_variables: dict) -> dict:

@@ -7,7 +7,8 @@ baselines in the same run; prints a table and writes ``<run>/eval-<split>.json``
 ``--task-video PATH`` the task policy from those demos' layouts beside them, and
 ``--task-diagnostics`` measures what the task learner knows on the demos
 (``training.task_diagnostics``; also written to the JSON), ``--gripper-diagnostics`` what
-the imitation learner knows about the gripper (``training.gripper_diagnostics``).
+the imitation learner knows about the gripper (``training.gripper_diagnostics``), and
+``--feature-diagnostics`` where its torso puts the blocks (``training.feature_diagnostics``).
 """
 
 import dataclasses
@@ -54,6 +55,10 @@ class EvalArgs:
     """Also measure what the imitation learner knows about the gripper on these demos: does
     the actor follow the goal's finger gap, and does the critic prefer the goal's gripper
     choice, at grasps and releases and elsewhere."""
+    feature_diagnostics: bool = False
+    """Also measure where the pixel torso puts the grip and the blocks on these demos: the
+    error of the run's feature-prediction head (``aux_features_weight`` > 0) against the
+    spread of the true positions."""
 
 
 def results_table(results: dict[str, float], policies: tuple[str, ...], split: str) -> Table:
@@ -94,9 +99,18 @@ def diagnostics_tables(diagnostics: dict) -> Group:
     return Group(backoff, critic)
 
 
+def rows_table(title: str, columns: dict[str, str], rows: list[dict]) -> Table:
+    """A table of diagnostic rows: ``columns`` maps a row's keys to column titles."""
+    table = Table(title=title)
+    for name in columns.values():
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*(v if isinstance(v := row[k], str) else f"{v:.3g}" for k in columns))
+    return table
+
+
 def gripper_table(rows: list[dict]) -> Table:
     """The gripper diagnostics: one row per group of demo steps."""
-    table = Table(title="imitation learner's gripper against the goal's gripper choice")
     columns = {
         "steps": "demo steps",
         "count": "count",
@@ -105,11 +119,21 @@ def gripper_table(rows: list[dict]) -> Table:
         "critic_prefers_goal": "critic prefers goal's",
         "critic_value_gap": "Q(goal's) - Q(other)",
     }
-    for title in columns.values():
-        table.add_column(title, justify="right")
-    for row in rows:
-        table.add_row(*(v if isinstance(v := row[k], str) else f"{v:.3g}" for k in columns))
-    return table
+    return rows_table(
+        "imitation learner's gripper against the goal's gripper choice", columns, rows
+    )
+
+
+def feature_table(rows: list[dict]) -> Table:
+    """The feature diagnostics: one row per frame and group of positions."""
+    columns = {
+        "frame": "frame",
+        "positions": "positions",
+        "rmse_cm": "head's RMSE (cm)",
+        "spread_cm": "spread (std, cm)",
+        "explained": "variance explained",
+    }
+    return rows_table("where the torso puts the grip and the blocks", columns, rows)
 
 
 def main(argv: list[str]) -> int:
@@ -132,6 +156,7 @@ def main(argv: list[str]) -> int:
         task_diagnostics=args.task_diagnostics,
         task_video=args.task_video,
         gripper_diagnostics=args.gripper_diagnostics,
+        feature_diagnostics=args.feature_diagnostics,
         console=console,
     )
     results = evaluation.results
@@ -146,6 +171,9 @@ def main(argv: list[str]) -> int:
     if evaluation.gripper_diagnostics is not None:
         console.print(gripper_table(evaluation.gripper_diagnostics))
         written["gripper_diagnostics"] = evaluation.gripper_diagnostics
+    if evaluation.feature_diagnostics is not None:
+        console.print(feature_table(evaluation.feature_diagnostics))
+        written["feature_diagnostics"] = evaluation.feature_diagnostics
     out = args.run / f"eval-{args.split}.json"
     out.write_text(json.dumps(written, indent=2))
     console.print(f"wrote {out}")

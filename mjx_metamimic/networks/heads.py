@@ -214,16 +214,16 @@ class FeaturePredictor(nn.Module):
     @nn.compact
     def __call__(
         self, embedding: jax.Array, obs: Observation, goal: Observation | None = None
-    ) -> jax.Array:
-        """Returns the squared prediction error per sample, averaged over the parts: (...,)."""
+    ) -> tuple[jax.Array, jax.Array]:
+        """Returns the prediction and its target, standardised: (..., V) each, or
+        (..., 2V) with a goal (the observation's parts, then the goal's)."""
         parts = [observation_vectors(obs)] + ([] if goal is None else [observation_vectors(goal)])
         size = parts[0].shape[-1:]
         shift = jax.lax.stop_gradient(self.variable(INPUT_SCALES, "shift", jnp.zeros, size).value)
         scale = jax.lax.stop_gradient(self.variable(INPUT_SCALES, "scale", jnp.ones, size).value)
         targets = [jnp.clip((p - shift) / scale, -INPUT_CLIP, INPUT_CLIP) for p in parts]
         target = jax.lax.stop_gradient(jnp.concatenate(targets, axis=-1))
-        prediction = nn.Dense(target.shape[-1])(embedding)
-        return jnp.mean(jnp.square(prediction - target), axis=-1)
+        return nn.Dense(target.shape[-1])(embedding), target
 
 
 AUX_FEATURES = "aux_features"  # name of a shared CriticEnsemble's FeaturePredictor

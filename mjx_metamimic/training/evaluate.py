@@ -17,6 +17,7 @@ from mjx_metamimic.envs.batching import batched
 from mjx_metamimic.envs.stack import FEATURES_PARTS
 from mjx_metamimic.training import checkpoints
 from mjx_metamimic.training.actors import select_obs
+from mjx_metamimic.training.feature_diagnostics import feature_diagnostics as measure_features
 from mjx_metamimic.training.gripper_diagnostics import gripper_diagnostics as measure_gripper
 from mjx_metamimic.training.run_dir import load_run_config
 from mjx_metamimic.training.setup import build
@@ -225,6 +226,7 @@ class RunEvaluation:
     results: dict[str, float]
     task_diagnostics: dict | None = None
     gripper_diagnostics: list[dict] | None = None
+    feature_diagnostics: list[dict] | None = None
 
 
 def evaluate_run(
@@ -240,6 +242,7 @@ def evaluate_run(
     task_diagnostics: bool = False,
     task_video: Path | None = None,
     gripper_diagnostics: bool = False,
+    feature_diagnostics: bool = False,
     console=None,
 ) -> RunEvaluation:
     """Evaluates the latest checkpoint of the run in ``run_dir``.
@@ -267,6 +270,13 @@ def evaluate_run(
             raise ValueError(f"{option}: the run in {run_dir} trains no task learner")
     if gripper_diagnostics and not config.learner.train_imitation:
         raise ValueError(f"--gripper-diagnostics: the run in {run_dir} trains no imitation learner")
+    if feature_diagnostics and not (
+        config.learner.train_imitation and config.learner.imitation.aux_features_weight
+    ):
+        raise ValueError(
+            f"--feature-diagnostics: the run in {run_dir} has no feature-prediction head "
+            "(learner.imitation.aux_features_weight = 0)"
+        )
     algo = build(config)
     imitation_video = ImitationVideo(algo, video_size) if video is not None else None
     bank = demo_lib.DemoBank.from_demos(demo_lib.load(demos or config.demos.path, split))
@@ -298,4 +308,9 @@ def evaluate_run(
         if console is not None:
             console.print("gripper diagnostics: actor and critic against the goals' gripper")
         gripper = measure_gripper(algo, state.learners, bank)
-    return RunEvaluation(step, results, diagnostics, gripper)
+    features = None
+    if feature_diagnostics:
+        if console is not None:
+            console.print("feature diagnostics: the torso's grip and block positions")
+        features = measure_features(algo, state.learners, bank)
+    return RunEvaluation(step, results, diagnostics, gripper, features)
