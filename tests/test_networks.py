@@ -249,7 +249,7 @@ def test_spatial_softmax_finds_each_maps_peak_and_points_between_two():
     maps = maps.at[0, 4, 0, 1].set(1.0).at[0, 4, 1, 1].set(1.0)  # map 1: two, row 4
     readout = SpatialSoftmax(2)
     sharp = {"params": {"Dense_0": {"kernel": 100.0 * jnp.eye(2), "bias": jnp.zeros(2)}}}
-    sharp["params"]["temperature"] = jnp.ones(())
+    sharp["params"]["log_temperature"] = jnp.zeros(())
     keypoints = readout.apply(sharp, maps)  # x of both, then y of both
     np.testing.assert_allclose(keypoints[0], [0.5, -0.75, -0.5, 1.0], atol=1e-4)
 

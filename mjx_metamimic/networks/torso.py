@@ -56,8 +56,9 @@ class ResidualBlock(nn.Module):
 
 class SpatialSoftmax(nn.Module):
     """Keypoints of a feature map (Levine et al. 2016): a 1x1 conv to ``num_keypoints``
-    maps, a softmax over each map's positions (learned temperature), and each map's
-    expected (x, y) in [-1, 1]. Positions come out as numbers, finer than the map's grid.
+    maps, a softmax over each map's positions (a learned temperature, kept positive as the
+    exp of its parameter), and each map's expected (x, y) in [-1, 1]. Positions come out
+    as numbers, finer than the map's grid.
     """
 
     num_keypoints: int
@@ -67,8 +68,8 @@ class SpatialSoftmax(nn.Module):
         """(N, H, W, C) -> (N, 2 * num_keypoints): x then y of each keypoint."""
         n, h, w, _ = x.shape
         maps = nn.Dense(self.num_keypoints)(x).reshape(n, h * w, self.num_keypoints)
-        temperature = self.param("temperature", nn.initializers.ones, ())
-        attention = jax.nn.softmax(maps / temperature, axis=1)  # (N, H*W, K)
+        log_temperature = self.param("log_temperature", nn.initializers.zeros, ())
+        attention = jax.nn.softmax(maps * jnp.exp(-log_temperature), axis=1)  # (N, H*W, K)
         ys, xs = jnp.meshgrid(jnp.linspace(-1, 1, h), jnp.linspace(-1, 1, w), indexing="ij")
         grid = jnp.stack([xs.ravel(), ys.ravel()], axis=-1)  # (H*W, 2)
         keypoints = jnp.einsum("npk,pc->nck", attention, grid)  # (N, 2, K)
