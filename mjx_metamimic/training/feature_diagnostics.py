@@ -18,17 +18,12 @@ import numpy as np
 
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.bank import goal as demo_obs
-from mjx_metamimic.envs.stack import PROPRIO_SIZE
+from mjx_metamimic.envs.stack import FEATURES_PARTS, PROPRIO_SIZE
 from mjx_metamimic.networks.heads import AUX_FEATURES, FeaturePredictor, observation_vectors
 from mjx_metamimic.training.system import MetaMimic
 
-# Position groups of the features vector (envs.stack): name -> columns, in metres.
-POSITIONS = {
-    "grip": slice(0, 3),
-    "blocks": slice(3, 9),
-    "grip to blocks": slice(17, 23),
-    "block a to b": slice(23, 26),
-}
+# The position parts of the features vector (``envs.stack.FEATURES_PARTS``), in metres.
+POSITIONS = ("grip_pos", "block_pos", "grip_to_blocks", "block_to_block")
 DEMOS_PER_BATCH = 16  # demos measured per call, to bound the activations' memory
 
 
@@ -43,35 +38,37 @@ def feature_diagnostics(algo: MetaMimic, learners: dict, bank: DemoBank) -> list
             "(learner.imitation.aux_features_weight > 0)"
         )
     critic = learners["imitation"].critic_params
-    head = {c: tree[AUX_FEATURES] for c, tree in critic.items() if AUX_FEATURES in tree}
     lookahead = algo.config.actors.lookahead
     num, steps = np.asarray(bank.task_reward).shape
 
     @jax.jit
-    def predict(ids, ts):
+    def predict(critic, bank, ids, ts):
         obs, goal = demo_obs(bank, ids, ts), demo_obs(bank, ids, ts + lookahead)
         embedding = learner.shared.embed(critic, obs, goal)
+        head = {c: tree[AUX_FEATURES] for c, tree in critic.items() if AUX_FEATURES in tree}
         prediction, _ = FeaturePredictor().apply(head, embedding, obs, goal)
         scales = head["input_scales"]
         raw = prediction * jnp.tile(scales["scale"], 2) + jnp.tile(scales["shift"], 2)
         truth = jnp.concatenate([observation_vectors(obs), observation_vectors(goal)], -1)
         return raw, truth
 
+    # Every call measures DEMOS_PER_BATCH demos (the last batch repeats its last demo and
+    # drops the repeats), so ``predict`` compiles once.
     predicted, truth = [], []
+    ts = jnp.tile(jnp.arange(steps, dtype=jnp.int32), DEMOS_PER_BATCH)
     for start in range(0, num, DEMOS_PER_BATCH):
-        ids = jnp.arange(start, min(start + DEMOS_PER_BATCH, num), dtype=jnp.int32)
-        pair = predict(
-            jnp.repeat(ids, steps), jnp.tile(jnp.arange(steps, dtype=jnp.int32), len(ids))
-        )
-        predicted.append(np.asarray(pair[0]))
-        truth.append(np.asarray(pair[1]))
+        ids = np.minimum(np.arange(start, start + DEMOS_PER_BATCH), num - 1).astype(np.int32)
+        kept = min(DEMOS_PER_BATCH, num - start) * steps
+        pair = predict(critic, bank, jnp.repeat(jnp.asarray(ids), steps), ts)
+        predicted.append(np.asarray(pair[0])[:kept])
+        truth.append(np.asarray(pair[1])[:kept])
     predicted, truth = np.concatenate(predicted), np.concatenate(truth)
     valid = (np.arange(steps)[None] < (np.asarray(bank.lengths) - lookahead)[:, None]).ravel()
     size = truth.shape[-1] // 2
     rows = []
     for frame, offset in (("observation", 0), ("goal", size)):
-        for name, columns in POSITIONS.items():
-            cols = np.arange(size)[PROPRIO_SIZE:][columns] + offset
+        for name in POSITIONS:
+            cols = np.arange(size)[PROPRIO_SIZE:][FEATURES_PARTS[name]] + offset
             error = predicted[valid][:, cols] - truth[valid][:, cols]
             rmse = float(np.sqrt(np.mean(np.square(error))))
             spread = float(np.sqrt(np.mean(np.var(truth[valid][:, cols], axis=0))))
