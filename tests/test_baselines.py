@@ -17,6 +17,7 @@ from mjx_metamimic.training.video import ImitationVideo, TaskVideo
 
 DEMO_LENGTHS = (24, 18, 12)
 STEPS_PER_CHUNK = 5
+SUCCESS_HORIZON = 6
 
 
 def recorded_bank(env, seed: int = 0) -> DemoBank:
@@ -98,7 +99,13 @@ def mixed():
     config = baseline_config(
         actors={"task_fraction": 0.5, "task_episode_steps": 4},
         demo_fraction=0.25,
-        task=dataclasses.replace(tiny_config().learner.task, n_step=5),
+        task=dataclasses.replace(
+            tiny_config().learner.task,
+            n_step=5,
+            bc_weight=1.0,
+            bc_filter="success",
+            success_horizon=SUCCESS_HORIZON,
+        ),
     )
     assert config.num_task_envs == 2 and config.demo_batch_size == 4
     assert config.replay.n_step == 3
@@ -151,9 +158,7 @@ def test_d4pgfd_batches_hold_demo_actions_at_the_configured_fraction(mixed):
     idx, t = batch.extras["demo_idx"][demo], batch.extras["t"][demo]
     lengths = np.asarray(bank.lengths)[idx]
     assert np.all(t <= lengths - 2)  # a transition of the demo, never padding
-    np.testing.assert_array_equal(
-        batch.action[demo], np.asarray(bank.privileged_actions)[idx, t]
-    )
+    np.testing.assert_array_equal(batch.action[demo], np.asarray(bank.privileged_actions)[idx, t])
     np.testing.assert_array_equal(batch.obs["proprio"][demo], np.asarray(bank.proprio)[idx, t])
     # Agent samples: actions the actors took (never equal to a demo's privileged action).
     demo_actions = np.asarray(bank.privileged_actions).reshape(-1, 7)
@@ -182,6 +187,35 @@ def test_a_learner_with_its_own_n_step_gets_those_returns_on_the_same_samples(mi
     assert np.all(task.returns["task"][running] >= shared.returns["task"][running] - 1e-6)
 
 
+def test_a_success_filter_labels_the_samples_whose_episode_goes_on_to_a_stack(mixed):
+    """Task reward planted in the replay: each agent sample's label says whether its
+    episode reaches it within the horizon; demo samples are never labelled."""
+    algo, bank, _, state, metrics = mixed
+    assert 0.0 <= float(metrics[-1]["train/task/bc_share"]) <= 1.0
+    stored = 3 * STEPS_PER_CHUNK
+    planted = np.zeros(state.replay.experience.last.shape, np.float32)
+    planted[:, [4, 9, 13]] = 1.0
+    experience = state.replay.experience
+    replay = state.replay.replace(
+        experience=experience.replace(reward={**experience.reward, "task": jnp.asarray(planted)})
+    )
+    sampled, _ = jax.device_get(
+        jax.jit(algo.sample_learner_batch)(replay, bank, jax.random.PRNGKey(3))
+    )
+    reaches = sampled.reaches_reward["task"]
+    rows = replay_rows(state, stored)
+    expected = []
+    for action in sampled.transitions.action[:12]:  # agent samples: found by their action
+        row, t = (int(i[0]) for i in np.nonzero((rows.action == action).all(-1)))
+        ahead = range(t, min(t + SUCCESS_HORIZON, stored))
+        ends = [k for k in ahead if rows.last[row, k]]
+        ahead = range(t, ends[0] + 1) if ends else ahead
+        expected.append(any(planted[row, k] > 0 for k in ahead))
+    np.testing.assert_array_equal(reaches[:12], expected)
+    assert 0 < np.mean(expected) < 1
+    np.testing.assert_array_equal(reaches[12:], False)  # demo samples
+
+
 def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(mixed):
     algo, bank, _, state, _ = mixed
     stack_at = 6  # pretend every demo stacks at step 6 and holds it
@@ -198,7 +232,8 @@ def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(
     gamma = algo.config.replay.gamma
     held = [  # Monte-Carlo returns from t >= stack_at, cut at each demo's end
         sum(gamma ** (k - t) for k in range(t, length - 1))
-        for length in np.asarray(bank.lengths) for t in range(stack_at, length - 1)
+        for length in np.asarray(bank.lengths)
+        for t in range(stack_at, length - 1)
     ]
     np.testing.assert_allclose(rows[(0, 200)]["return"], np.mean(held), rtol=1e-5)
     assert rows[(0, 200)]["steps"] == len(held)

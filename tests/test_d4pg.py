@@ -388,6 +388,19 @@ def test_bc_adds_the_filtered_regression_to_the_actor_loss():
         every["actor_loss"] - without["actor_loss"], weight * np.mean(regression), rtol=1e-4
     )
     assert float(every["bc_share"]) == 1.0
+    success_config = dataclasses.replace(unfiltered_config, bc_filter="success")
+    success = D4PG(success_config, 3)
+    reaches = jnp.arange(batch.action.shape[0]) % 3 == 0  # the hindsight label, given
+    _, filtered = success.update(state, batch, key=jax.random.key(1), reaches_reward=reaches)
+    labelled = np.asarray(reaches, np.float32)
+    np.testing.assert_allclose(
+        filtered["actor_loss"] - without["actor_loss"],
+        weight * np.mean(labelled[:, None] * regression),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(filtered["bc_share"], labelled.mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match="reaches_reward"):
+        success.update(state, batch, key=jax.random.key(1))
 
 
 # ---------------------------------------------------------------- two streams, one batch

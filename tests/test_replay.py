@@ -11,6 +11,7 @@ from mjx_metamimic.replay import (
     NStepReplay,
     ReplayConfig,
     Transition,
+    Windows,
     memory_estimate,
     nstep_batch,
 )
@@ -31,8 +32,9 @@ def make_steps(rows: int, steps: int, seed: int = 0) -> Transition:
     episode = np.cumsum(np.concatenate([np.zeros((rows, 1), bool), last[:, :-1]], 1), 1)
     episode = episode + 1000 * np.arange(rows)[:, None]
     r, t = np.meshgrid(np.arange(rows), np.arange(steps), indexing="ij")
-    pixels = np.broadcast_to(((7 * r + t) % 256).astype(np.uint8)[..., None, None, None],
-                             (rows, steps, 4, 4, 3))
+    pixels = np.broadcast_to(
+        ((7 * r + t) % 256).astype(np.uint8)[..., None, None, None], (rows, steps, 4, 4, 3)
+    )
     return Transition(
         obs={"pixels": pixels, "proprio": np.stack([r, t], -1).astype(np.float32)},
         action=rng.uniform(-1, 1, (rows, steps, 2)).astype(np.float32),
@@ -71,8 +73,9 @@ def fill(replay: NStepReplay, steps: Transition, add_fn=None):
 @pytest.fixture(scope="module")
 def filled():
     steps = make_steps(ROWS, STEPS)
-    replay = NStepReplay(ReplayConfig(capacity=ROWS * STEPS, n_step=N, gamma=GAMMA,
-                                      min_size=12), ROWS)
+    replay = NStepReplay(
+        ReplayConfig(capacity=ROWS * STEPS, n_step=N, gamma=GAMMA, min_size=12), ROWS
+    )
     return replay, fill(replay, steps), steps
 
 
@@ -103,8 +106,12 @@ def test_nstep_hand_example():
     discount = np.array([[1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 1, 1]], np.float32)
     t = np.tile(np.arange(4, dtype=np.int32), (3, 1))
     sequences = Transition(
-        obs={"t": t}, action=np.zeros((3, 4, 1), np.float32), reward={"r": rewards},
-        discount=discount, last=last, extras={"t": t},
+        obs={"t": t},
+        action=np.zeros((3, 4, 1), np.float32),
+        reward={"r": rewards},
+        discount=discount,
+        last=last,
+        extras={"t": t},
     )
     batch = nstep_batch(jax.tree.map(jnp.asarray, sequences), n=3, gamma=0.5)
     np.testing.assert_allclose(batch.returns["r"], [1 + 1 + 1, 1 + 1, 1])
@@ -131,7 +138,7 @@ def test_sampled_nstep_matches_python_reference_jit(filled, sample_jit):
     check_against_reference(batch, steps)
     eager = replay.sample(state, jax.random.key(1), 48)  # same key: same samples
     np.testing.assert_array_equal(batch.obs["pixels"], eager.obs["pixels"])
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), batch, eager)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), batch, eager)
 
 
 def test_sampling_never_mixes_episodes(filled, sample_jit):
@@ -179,6 +186,60 @@ def test_capacity_wraps_around_oldest_first():
     t = np.asarray(seqs.obs["proprio"][..., 1]).astype(int)  # (512, 3)
     np.testing.assert_array_equal(np.diff(t, axis=1), 1)  # consecutive, never across the head
     assert set(t[:, 0]) == set(range(added - time_length, added - 2))
+
+
+def reference_reaches(steps: Transition, row: int, t: int, horizon: int, stored: int) -> bool:
+    """Whether a positive task reward follows (row, t) within ``horizon`` steps of its
+    episode, among the ``stored`` steps: a direct loop."""
+    for k in range(horizon):
+        if t + k >= stored:
+            return False
+        if steps.reward["task"][row, t + k] > 0:
+            return True
+        if steps.last[row, t + k]:
+            return False
+    return False
+
+
+@pytest.mark.parametrize("horizon", [1, 4, 40])
+def test_reaches_reward_reads_the_stored_future_of_the_episode(horizon):
+    rows, stored = 3, 30
+    steps = make_steps(rows, 40, seed=4)
+    sparse = np.where(np.random.default_rng(5).random((rows, 40)) < 0.1, 1.0, 0.0)
+    steps = steps.replace(reward={**steps.reward, "task": sparse.astype(np.float32)})
+    replay = NStepReplay(ReplayConfig(capacity=rows * 40, n_step=2, min_size=4), rows)
+    state = fill(replay, jax.tree.map(lambda x: x[:, :stored], steps))  # the rest unseen
+    windows = replay.sample_windows(state, jax.random.key(0), 256)
+    reaches = np.asarray(
+        jax.jit(replay.reaches_reward, static_argnums=(2, 3))(state, windows, "task", horizon)
+    )
+    expected = [
+        reference_reaches(steps, int(r), int(t), horizon, stored)
+        for r, t in zip(windows.rows, windows.starts, strict=True)
+    ]
+    np.testing.assert_array_equal(reaches, expected)
+    assert 0 < np.mean(expected) < 1
+
+
+def test_reaches_reward_after_wrap_around():
+    rows, time_length, added = 2, 8, 13
+    steps = make_steps(rows, added, seed=6)
+    task = np.zeros((rows, added), np.float32)
+    task[:, added - 3] = 1.0  # stored at the end; the oldest stored step is added - 8
+    last = np.zeros((rows, added), bool)
+    last[0, added - 5] = True  # row 0: an episode ends before the reward
+    steps = steps.replace(reward={**steps.reward, "task": task}, last=last)
+    replay = NStepReplay(ReplayConfig(capacity=rows * time_length, n_step=2, min_size=4), rows)
+    state = fill(replay, steps)
+    starts = jnp.arange(time_length - 2)
+    windows = Windows(rows=jnp.repeat(jnp.arange(rows), starts.size), starts=jnp.tile(starts, 2))
+    reaches = np.asarray(replay.reaches_reward(state, windows, "task", time_length))
+    oldest = added - time_length
+    for r, t, got in zip(windows.rows, windows.starts, reaches, strict=True):
+        t = oldest + int(t)  # the step's time in ``steps``
+        assert got == reference_reaches(steps, int(r), t, time_length, added), (r, t)
+    assert reaches[:6].tolist() == [False] * 4 + [True] * 2  # row 0: only after its end
+    assert reaches[6:].all()
 
 
 def test_can_sample_after_min_size():

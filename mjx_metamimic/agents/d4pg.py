@@ -252,6 +252,7 @@ class D4PG:
         next_goal: Observation | None = None,
         weights: jax.Array | None = None,
         key: jax.Array | None = None,
+        reaches_reward: jax.Array | None = None,
     ) -> tuple[D4PGState, dict[str, jax.Array]]:
         """One actor and critic gradient step on ``batch`` (reward stream ``config.stream``).
 
@@ -264,6 +265,9 @@ class D4PG:
                 mean metrics (weight 0: the sample has no effect); None averages uniformly.
             key: PRNG key of the target-action noise and the frames' random shifts
                 (needed iff ``target_noise_std`` > 0 or ``random_shift`` > 0).
+            reaches_reward: (B,) bool, whether each sample's episode reaches a positive
+                reward of this stream within ``success_horizon`` steps (needed iff
+                ``bc_filter`` is "success": the samples the actor regresses onto).
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
@@ -272,6 +276,8 @@ class D4PG:
             the ``FeaturePredictor``'s error; each 0 when its loss is off).
         """
         self._check_goal(goal)
+        if self.config.bc_weight and self.config.bc_filter == "success" and reaches_reward is None:
+            raise ValueError("bc_filter='success' needs reaches_reward in update()")
         stream = self.config.stream
         if self.config.episode_ends == "truncation":
             if batch.ended is None:
@@ -333,6 +339,8 @@ class D4PG:
                 if self.config.bc_filter == "advantage":
                     q_data = q_of(batch.action)
                     better = jax.lax.stop_gradient((q_data > q_policy).astype(jnp.float32))
+                elif self.config.bc_filter == "success":
+                    better = reaches_reward.astype(jnp.float32)
                 # per sample and action dimension, as the DPG loss is: (B, A)
                 regression = better[:, None] * jnp.square(actions - batch.action)
                 loss = loss + self.config.bc_weight * regression

@@ -63,10 +63,14 @@ class D4PGConfig:
     action dimension, as the DPG loss): the task actor takes up what the imitation actors
     did - their grasps and stacks - which following dQ/da alone reaches slowly. The
     replay's actions are the actors' own, never the demos'. 0 turns it off."""
-    bc_filter: Literal["advantage", "none"] = "advantage"
+    bc_filter: Literal["advantage", "none", "success"] = "advantage"
     """Which samples the regression uses: "advantage" those whose action the critic values
     above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
-    (TD3+BC, Fujimoto & Gu 2021)."""
+    (TD3+BC, Fujimoto & Gu 2021), "success" those whose episode reaches a positive reward
+    of this learner's stream within ``success_horizon`` steps (a hindsight label read from
+    the replay: filtered behaviour cloning of the actors' own successful episodes)."""
+    success_horizon: int = 200
+    """Steps ahead the "success" filter looks for the reward (200: a whole demo)."""
 
     random_shift: int = 0
     """Largest random shift, in pixels, of the frames of every sampled batch (DrQ's image
@@ -102,8 +106,12 @@ class D4PGConfig:
             raise ValueError(
                 f"n_step and bc_weight must be >= 0, got {self.n_step} and {self.bc_weight}"
             )
-        if self.bc_filter not in ("advantage", "none"):
-            raise ValueError(f"bc_filter must be 'advantage' or 'none', got {self.bc_filter!r}")
+        if self.bc_filter not in ("advantage", "none", "success"):
+            raise ValueError(
+                f"bc_filter must be 'advantage', 'none' or 'success', got {self.bc_filter!r}"
+            )
+        if self.success_horizon < 1:
+            raise ValueError(f"success_horizon must be >= 1, got {self.success_horizon}")
         if self.episode_ends not in ("terminal", "truncation"):
             raise ValueError(
                 f"episode_ends must be 'terminal' or 'truncation', got {self.episode_ends!r}"

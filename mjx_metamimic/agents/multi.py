@@ -26,6 +26,8 @@ class LearnerBatch:
             it must not learn from); learners not named weigh every sample equally.
         own_transitions: name -> the same samples' transitions with that learner's own
             n-step return (``D4PGConfig.n_step``); learners not named use ``transitions``.
+        reaches_reward: name -> (B,) bool, whether each sample's episode goes on to a
+            positive reward of that learner's stream (``D4PGConfig.bc_filter="success"``).
     """
 
     transitions: NStepBatch
@@ -33,6 +35,7 @@ class LearnerBatch:
     next_goal: Observation | None = None
     weights: dict | None = None
     own_transitions: dict | None = None
+    reaches_reward: dict | None = None
 
 
 class MultiD4PG:
@@ -84,6 +87,7 @@ class MultiD4PG:
                 batch.next_goal if conditioned else None,
                 (batch.weights or {}).get(name),
                 learner_key,
+                (batch.reaches_reward or {}).get(name),
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})
         return new_states, metrics

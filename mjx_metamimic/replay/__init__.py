@@ -1,7 +1,13 @@
 """Device-resident replay (over flashbax): per-env trajectory rows, each frame stored once,
 and n-step sampling that never mixes episodes."""
 
-from mjx_metamimic.replay.buffer import NStepReplay, ReplayConfig, ReplayState, memory_estimate
+from mjx_metamimic.replay.buffer import (
+    NStepReplay,
+    ReplayConfig,
+    ReplayState,
+    Windows,
+    memory_estimate,
+)
 from mjx_metamimic.replay.nstep import NStepBatch, Transition, nstep_batch
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "ReplayConfig",
     "ReplayState",
     "Transition",
+    "Windows",
     "memory_estimate",
     "nstep_batch",
 ]

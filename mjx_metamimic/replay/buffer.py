@@ -2,7 +2,8 @@
 
 Storage is one row per env and a time axis (rows x capacity/rows); each env step is stored
 once (its frame is not duplicated as the previous step's next observation), leaves keep
-their dtypes (uint8 frames stay uint8). Sampling takes sequences of ``n_step + 1`` steps of
+their dtypes (uint8 frames stay uint8). Sampling (by index, so a window's stored future
+can also be read: ``reaches_reward``) takes sequences of ``n_step + 1`` steps of
 one row and turns them into n-step targets (see ``replay.nstep``).
 
 All functions are pure and jittable. Jit ``add`` with ``donate_argnums`` on the state (or
@@ -13,6 +14,7 @@ updated in place instead of copied.
 import dataclasses
 import math
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +23,15 @@ from flashbax.buffers import trajectory_buffer as fbx_trajectory
 from mjx_metamimic.replay.nstep import NStepBatch, Transition, nstep_batch
 
 ReplayState = fbx_trajectory.TrajectoryBufferState
+
+
+@flax.struct.dataclass
+class Windows:
+    """Where sampled windows lie: (B,) int32 ``rows`` and ``starts``, the starts counted in
+    steps from the row's oldest stored step."""
+
+    rows: jax.Array
+    starts: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,18 +116,59 @@ class NStepReplay:
 
     def size(self, state: ReplayState) -> jax.Array:
         """() int32: transitions currently stored."""
-        steps = jnp.where(state.is_full, self.time_length, state.current_index)
-        return (steps * self.num_rows).astype(jnp.int32)
+        return (self._stored_steps(state) * self.num_rows).astype(jnp.int32)
+
+    def sample_windows(self, state: ReplayState, key: jax.Array, batch_size: int) -> Windows:
+        """Uniformly samples where ``batch_size`` windows of ``sequence_length`` steps start.
+
+        As flashbax's uniform trajectory sampling (period 1): a row, and a start between the
+        oldest stored step and the last one a whole window still fits before the newest.
+        Windows may span episode boundaries (``nstep_batch`` never uses data past an
+        episode's end).
+        """
+        key_start, key_row = jax.random.split(key)
+        stored = self._stored_steps(state)
+        starts = jax.random.randint(
+            key_start, (batch_size,), 0, jnp.maximum(stored - self.sequence_length + 1, 0)
+        )
+        rows = jax.random.randint(key_row, (batch_size,), 0, self.num_rows)
+        return Windows(rows=rows, starts=starts)
+
+    def gather(self, state: ReplayState, windows: Windows) -> Transition:
+        """The steps of ``windows``: leaves (B, sequence_length, ...)."""
+        times = self._physical(state, windows.starts[:, None] + jnp.arange(self.sequence_length))
+        return jax.tree.map(lambda x: x[windows.rows[:, None], times], state.experience)
 
     def sample_sequences(self, state: ReplayState, key: jax.Array, batch_size: int) -> Transition:
-        """Uniformly samples ``batch_size`` windows of ``sequence_length`` steps: leaves
-        (B, sequence_length, ...).
+        """Uniformly samples ``batch_size`` windows of steps: leaves (B, sequence_length, ...)."""
+        return self.gather(state, self.sample_windows(state, key, batch_size))
 
-        Windows lie within one row and between the oldest and newest stored steps; they may
-        span episode boundaries (``nstep_batch`` never uses data past an episode's end).
+    def reaches_reward(
+        self, state: ReplayState, windows: Windows, stream: str, horizon: int
+    ) -> jax.Array:
+        """(B,) bool: whether each window's first step is followed, within ``horizon`` steps
+        of its episode (itself included), by a positive ``stream`` reward.
+
+        A hindsight label read from the stored future of the row: steps past the episode's
+        last stored step, or not stored yet, never count.
         """
-        sample = fbx_trajectory.sample(state, key, batch_size, self.sequence_length, period=1)
-        return sample.experience
+        offsets = windows.starts[:, None] + jnp.arange(horizon)  # (B, H) logical times
+        times = self._physical(state, offsets)
+        rows = windows.rows[:, None]
+        positive = state.experience.reward[stream][rows, times] > 0
+        last = state.experience.last[rows, times].astype(jnp.int32)
+        in_episode = (jnp.cumsum(last, axis=1) - last) == 0  # no episode end before it
+        stored = offsets < self._stored_steps(state)
+        return jnp.any(positive & in_episode & stored, axis=1)
+
+    def _stored_steps(self, state: ReplayState) -> jax.Array:
+        """() int32: steps stored per row."""
+        return jnp.where(state.is_full, self.time_length, state.current_index)
+
+    def _physical(self, state: ReplayState, logical: jax.Array) -> jax.Array:
+        """Time indices in storage of logical times counted from the oldest stored step."""
+        oldest = jnp.where(state.is_full, state.current_index, 0)
+        return (oldest + logical) % self.time_length
 
     def sample(self, state: ReplayState, key: jax.Array, batch_size: int) -> NStepBatch:
         """Samples a batch of ``batch_size`` n-step transitions."""

@@ -222,7 +222,20 @@ class MetaMimic:
         demo_size = cfg.demo_batch_size
         if demo_size:
             key, key_demo = jax.random.split(key)
-        sequences = [self.replay.sample_sequences(replay, key, cfg.learner.batch_size - demo_size)]
+        windows = self.replay.sample_windows(replay, key, cfg.learner.batch_size - demo_size)
+        sequences = [self.replay.gather(replay, windows)]
+        # Demo transitions are never labelled as reaching the reward: a "success" filter
+        # regresses only onto the actors' own actions.
+        reaches = {
+            name: jnp.concatenate(
+                [
+                    self.replay.reaches_reward(replay, windows, c.stream, c.success_horizon),
+                    jnp.zeros((demo_size,), bool),
+                ]
+            )
+            for name, c in cfg.learner_configs().items()
+            if c.bc_weight and c.bc_filter == "success"
+        }
         if demo_size:
             sequences.append(
                 demo_sequences(bank, key_demo, demo_size, self.replay.sequence_length, cfg.obs_keys)
@@ -239,7 +252,10 @@ class MetaMimic:
             if n != cfg.replay.n_step
         }
         if not self.trains_imitation:
-            return LearnerBatch(transitions, own_transitions=own or None), key_learners
+            batch = LearnerBatch(
+                transitions, own_transitions=own or None, reaches_reward=reaches or None
+            )
+            return batch, key_learners
         extras, next_extras = transitions.extras, transitions.next_extras
         batch = LearnerBatch(
             transitions,
@@ -247,6 +263,7 @@ class MetaMimic:
             next_goal=self.imitation.goal(bank, next_extras["demo_idx"], next_extras["t"]),
             weights={"imitation": extras["imitation_weight"]} if self.weighted else None,
             own_transitions=own or None,
+            reaches_reward=reaches or None,
         )
         return batch, key_learners
 
