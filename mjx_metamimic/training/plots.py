@@ -17,28 +17,43 @@ CURVES = {
     "train/task/critic_loss": "task critic loss",
     "train/task/q_mean": "task critic value (batch mean)",
     "train/task_actor/env/stacked": "task actors: stacked (share of steps)",
+    "train/task/bc_share": "task batch: going on to a stack",
+}
+EVAL_CURVES = {
+    "eval/agent/ended_stacked": "eval: demos ended stacked",
+    "eval/agent/task_success": "eval: task policy stacks (fresh layouts)",
 }
 
 
-def learning_curves(columns: dict[str, np.ndarray], path: Path) -> Path | None:
-    """Plots the logged ``CURVES`` against env steps into ``path`` (PNG).
+def learning_curves(
+    columns: dict[str, np.ndarray], path: Path, eval_columns: dict[str, np.ndarray] | None = None
+) -> Path | None:
+    """Plots the logged ``CURVES``, and the evaluations' ``EVAL_CURVES``, against env steps
+    into ``path`` (PNG).
 
     Args:
-      columns: metric name -> values per logged row, with an ``env_steps`` column.
+      columns: training metric name -> values per logged row, with an ``env_steps`` column.
       path: the PNG to write.
+      eval_columns: the same for the evaluation log (periodic and final evaluations).
 
     Returns:
       ``path``, or None when nothing plottable was logged yet.
     """
-    shown = [name for name in CURVES if name in columns and np.isfinite(columns[name]).any()]
-    if "env_steps" not in columns or not shown:
+    panels = [
+        (source, name, title)
+        for source, curves in ((columns, CURVES), (eval_columns or {}, EVAL_CURVES))
+        for name, title in curves.items()
+        if "env_steps" in source and name in source and np.isfinite(source[name]).any()
+    ]
+    if not panels:
         return None
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 2.8), squeeze=False)
-    steps = columns["env_steps"]
-    for ax, name in zip(axes[0], shown, strict=True):
-        keep = np.isfinite(columns[name])
-        ax.plot(steps[keep], columns[name][keep])
-        ax.set_title(CURVES[name], fontsize=9)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for ax, (source, name, title) in zip(axes[0], panels, strict=True):
+        keep = np.isfinite(source[name])
+        ax.plot(
+            source["env_steps"][keep], source[name][keep], marker="o" if keep.sum() < 3 else None
+        )
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("env steps", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.tight_layout()

@@ -288,7 +288,9 @@ class Trainer:
             )
             seed.log.close()
             seed.eval_log.close()
-            plot = learning_curves(seed.log.read(), seed.run_dir / "learning_curves.png")
+            plot = learning_curves(
+                seed.log.read(), seed.run_dir / "learning_curves.png", seed.eval_log.read()
+            )
             if plot is not None:
                 self.console.print(f"learning curves: {plot}")
             if self.video is not None and distributed.is_primary():
