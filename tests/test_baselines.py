@@ -216,6 +216,33 @@ def test_a_success_filter_labels_the_samples_whose_episode_goes_on_to_a_stack(mi
     np.testing.assert_array_equal(reaches[12:], False)  # demo samples
 
 
+def test_a_success_mixed_batch_holds_the_configured_share_of_steps_going_on_to_a_stack(mixed):
+    algo, bank, _, state, _ = mixed
+    config = algo.config
+    learner = dataclasses.replace(config.learner, success_fraction=0.5)
+    mixing = build(dataclasses.replace(config, learner=learner))
+    assert mixing.config.success_batch_size == 6  # half of the 12 replay samples
+    planted = np.zeros(state.replay.experience.last.shape, np.float32)
+    planted[:, 4] = 1.0  # a stack at step 4 of every row: few steps go on to it
+    experience = state.replay.experience
+    replay = state.replay.replace(
+        experience=experience.replace(reward={**experience.reward, "task": jnp.asarray(planted)})
+    )
+    shares = []
+    for seed in range(4):
+        sampled, _ = jax.device_get(
+            jax.jit(mixing.sample_learner_batch)(replay, bank, jax.random.PRNGKey(seed))
+        )
+        reaches = sampled.reaches_reward["task"]
+        assert reaches[6:12].all()  # the mixed share
+        shares.append(reaches[:6].mean())  # uniform: as often as the replay holds them
+    assert np.mean(shares) < 0.5
+    uniform, _ = jax.device_get(
+        jax.jit(algo.sample_learner_batch)(replay, bank, jax.random.PRNGKey(0))
+    )
+    assert uniform.reaches_reward["task"][:12].mean() < 0.5
+
+
 def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(mixed):
     algo, bank, _, state, _ = mixed
     stack_at = 6  # pretend every demo stacks at step 6 and holds it

@@ -343,6 +343,12 @@ def test_impossible_configs_are_rejected():
         )
     with pytest.raises(ValueError, match="learner.batch_size=16 exceeds replay.capacity=8"):
         dataclasses.replace(tiny_config(), replay=ReplayConfig(capacity=8, min_size=4))
+    with pytest.raises(ValueError, match=r"learner.success_fraction=1.0 must be in \[0, 1\)"):
+        dataclasses.replace(
+            tiny_config(), learner=dataclasses.replace(features_learner, success_fraction=1.0)
+        )
+    with pytest.raises(ValueError, match="success_horizon must be >= 1"):
+        dataclasses.replace(features_learner.task, success_horizon=0)
     with pytest.raises(ValueError, match="run.max_updates must be >= 0"):
         dataclasses.replace(tiny_config(), run=RunConfig(max_updates=-1))
     with pytest.raises(ValueError, match="demos.num_train=-1"):

@@ -111,6 +111,12 @@ class LearnerConfig:
     with their privileged actions (task reward from the demo; weight 0 for the imitation
     learner, which never sees demo actions). In [0, 1); needs a dataset with
     ``privileged_actions``; 0 disables."""
+    success_fraction: float = 0.0
+    """Share of the replay's part of every batch drawn from steps whose episode goes on to
+    the task reward within ``task.success_horizon`` steps (as RLPD mixes its successful
+    data 50/50; here chosen among 16x as many uniform candidates), the rest uniform: the
+    task learner sees the rare stacks, and the steps leading to them, in every batch.
+    In [0, 1); 0 disables."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +311,10 @@ class TrainConfig:
                 f"{learner.batch_size} gives {self.demo_batch_size} demo transitions per batch; "
                 "need between 1 and batch_size - 1"
             )
+        if not 0.0 <= learner.success_fraction < 1.0:
+            problems.append(
+                f"learner.success_fraction={learner.success_fraction} must be in [0, 1)"
+            )
         if learner.demo_fraction and not learner.train_task:
             problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
         return problems
@@ -333,6 +343,13 @@ class TrainConfig:
         if not self.learner.train_imitation:
             return self.actors.num_envs
         return round(self.actors.task_fraction * self.actors.num_envs)
+
+    @property
+    def success_batch_size(self) -> int:
+        """Replay transitions per batch drawn from episodes going on to the task reward."""
+        return round(
+            self.learner.success_fraction * (self.learner.batch_size - self.demo_batch_size)
+        )
 
     @property
     def demo_batch_size(self) -> int:

@@ -27,12 +27,15 @@ from mjx_metamimic.agents import D4PG, LearnerBatch, MultiD4PG, scan_sampled_upd
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.transitions import demo_sequences
 from mjx_metamimic.envs.stack import StackEnv
-from mjx_metamimic.replay import NStepReplay, ReplayState, Transition, nstep_batch
+from mjx_metamimic.replay import NStepReplay, ReplayState, Transition, Windows, nstep_batch
 from mjx_metamimic.training.actors import ImitationActor, TaskActor, select_obs, step_extras
 from mjx_metamimic.training.config import TrainConfig
 from mjx_metamimic.training.input_scales import with_input_scales
 
 DATA_AXIS = "data"
+# Uniform candidates per success-mixed sample (``learner.success_fraction``): enough to
+# fill the share when ~1 step in 16 goes on to a stack.
+SUCCESS_CANDIDATES = 16
 
 
 @flax.struct.dataclass
@@ -222,7 +225,7 @@ class MetaMimic:
         demo_size = cfg.demo_batch_size
         if demo_size:
             key, key_demo = jax.random.split(key)
-        windows = self.replay.sample_windows(replay, key, cfg.learner.batch_size - demo_size)
+        windows = self.sample_windows(replay, key, cfg.learner.batch_size - demo_size)
         sequences = [self.replay.gather(replay, windows)]
         # Demo transitions are never labelled as reaching the reward: a "success" filter
         # regresses only onto the actors' own actions.
@@ -266,6 +269,22 @@ class MetaMimic:
             reaches_reward=reaches or None,
         )
         return batch, key_learners
+
+    def sample_windows(self, replay: ReplayState, key: jax.Array, size: int) -> Windows:
+        """``size`` replay windows: uniform, the last ``success_batch_size`` of them chosen
+        at random among uniform candidates whose episode goes on to the task reward (the
+        other candidates fill in when too few do)."""
+        mixed = self.config.success_batch_size
+        if not mixed:
+            return self.replay.sample_windows(replay, key, size)
+        key_uniform, key_pool, key_pick = jax.random.split(key, 3)
+        uniform = self.replay.sample_windows(replay, key_uniform, size - mixed)
+        pool = self.replay.sample_windows(replay, key_pool, SUCCESS_CANDIDATES * mixed)
+        horizon = self.config.learner.task.success_horizon
+        reaching = self.replay.reaches_reward(replay, pool, "task", horizon)
+        priority = jax.random.uniform(key_pick, reaching.shape) + reaching
+        _, picked = jax.lax.top_k(priority, mixed)
+        return jax.tree.map(lambda a, b: jnp.concatenate([a, b[picked]]), uniform, pool)
 
     def learn(self, state: TrainState, bank: DemoBank) -> tuple[TrainState, dict]:
         """U learner updates from the replay (skipped until it holds ``min_size`` steps)."""
