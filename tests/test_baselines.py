@@ -18,6 +18,7 @@ from mjx_metamimic.training.video import ImitationVideo, TaskVideo
 DEMO_LENGTHS = (24, 18, 12)
 STEPS_PER_CHUNK = 5
 SUCCESS_HORIZON = 6
+DISTILLING = D4PGConfig(stream="task", bc_weight=1.0, bc_target="imitation")
 
 
 def recorded_bank(env, seed: int = 0) -> DemoBank:
@@ -303,6 +304,33 @@ def test_task_video_shows_the_task_policy_beside_the_demo(mixed):
     assert video.frames(state.learners["task"].actor_params, bank, [0]).shape[2] == 32
 
 
+# ------------------------------- distilling the imitation learner into the task learner
+def test_distilling_task_actors_start_on_demo_layouts_and_the_task_learner_trains():
+    """``task_reset="demo"``: task episodes start on a training demo's first state with
+    the steps counted as the demo's, which the imitation learner's goals need."""
+    task = dataclasses.replace(
+        tiny_config().learner.task, bc_weight=1.0, bc_filter="none", bc_target="imitation"
+    )
+    config = baseline_config(
+        actors={"task_fraction": 0.5, "task_reset": "demo", "task_episode_steps": 4}, task=task
+    )
+    algo, bank, initial, state, metrics = run(config, num_chunks=3)
+    rows = replay_rows(state, 3 * STEPS_PER_CHUNK)
+    np.testing.assert_array_equal(rows.extras["t"][2:], np.tile(np.arange(15) % 4, (2, 1)))
+    first = {k: np.asarray(getattr(bank, k))[:, 0] for k in ("proprio", "features")}
+    for row in (2, 3):  # the task actors
+        for t0 in range(0, 15, 4):
+            demo = int(rows.extras["demo_idx"][row, t0])
+            for k in first:
+                np.testing.assert_allclose(rows.obs[k][row, t0], first[k][demo], atol=1e-5)
+    last = metrics[-1]
+    assert int(last["train/updates"]) > 0 and float(last["train/task/bc_share"]) == 1.0
+    assert np.isfinite(last["train/task/actor_loss"])
+    before, after = initial.learners["task"].actor_params, state.learners["task"].actor_params
+    changed = jax.tree.map(lambda a, b: np.any(a != np.asarray(b)), before, after)
+    assert any(jax.tree.leaves(changed))
+
+
 # ------------------------------------------- task-only D4PG with a demo curriculum
 @pytest.fixture(scope="module")
 def curriculum():
@@ -389,6 +417,14 @@ def test_zero_weight_samples_do_not_change_an_update():
         ({"task_fraction": 0.5}, {"train_task": False}, "need learner.train_task=true"),
         ({}, {"train_imitation": False, "train_task": False}, "are both false"),
         ({"task_reset": "curriculum"}, {}, "'curriculum' needs task actors"),
+        ({"task_reset": "demo"}, {}, "'demo' needs task actors"),
+        (
+            {"task_fraction": 0.5},
+            {"task": DISTILLING},
+            r"bc_target='imitation' with task actors needs actors.task_reset='demo'",
+        ),
+        ({}, {"task": DISTILLING, "train_imitation": False}, "needs the imitation learner"),
+        ({}, {"imitation": DISTILLING}, "cannot distil itself"),
         ({"task_episode_steps": 0}, {}, "task_episode_steps must be >= 1"),
         ({}, {"demo_fraction": -0.1}, "learner.demo_fraction=-0.1 must be in"),
         ({}, {"demo_fraction": 0.01}, "gives 0 demo transitions"),

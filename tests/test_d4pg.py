@@ -401,6 +401,16 @@ def test_bc_adds_the_filtered_regression_to_the_actor_loss():
     np.testing.assert_allclose(filtered["bc_share"], labelled.mean(), rtol=1e-6)
     with pytest.raises(ValueError, match="reaches_reward"):
         success.update(state, batch, key=jax.random.key(1))
+    teacher = D4PG(dataclasses.replace(unfiltered_config, bc_target="imitation"), 3)
+    targets = -0.5 * batch.action  # given teacher actions replace the replay's as targets
+    _, distilled = teacher.update(state, batch, key=jax.random.key(1), teacher_actions=targets)
+    np.testing.assert_allclose(
+        distilled["actor_loss"] - without["actor_loss"],
+        weight * np.mean(np.square(np.asarray(policy - targets))),
+        rtol=1e-4,
+    )
+    with pytest.raises(ValueError, match="teacher_actions"):
+        teacher.update(state, batch, key=jax.random.key(1))
 
 
 # ---------------------------------------------------------------- two streams, one batch
@@ -452,6 +462,48 @@ def test_imitation_and_task_learners_share_batches():
             goal = {"proprio": jnp.array([g, 1.0])}
             action = float(imitation.act(states["imitation"].actor_params, obs, goal)[0])
             assert abs(action - g) < 0.1, (c, g, action)
+
+
+def test_a_distilling_task_learner_takes_up_the_imitation_actors_actions():
+    """No task reward at all, replay actions uniform: only the imitation learner's actions
+    (a = g, and here g = c / 2 follows from the task learner's own input c) can teach the
+    task actor a = c / 2. Regressing onto the replay's actions instead (the baseline, same
+    run) gives their mean, 0."""
+
+    def batch(key, batch_size=128):
+        bandit = goal_bandit_batch(key, batch_size)
+        c = bandit.transitions.obs["proprio"][:, 0]
+        goal = {"proprio": jnp.stack([c / 2, jnp.ones_like(c)], -1)}
+        a = bandit.transitions.action[:, 0]
+        transitions = bandit.transitions.replace(
+            returns={"imitation": 1 - (a - c / 2) ** 2, "task": jnp.zeros_like(c)}
+        )
+        return LearnerBatch(transitions, goal=goal, next_goal=goal)
+
+    common = dict(network=SMALL_MLP, critic="scalar", num_critics=2, actor_lr=1e-3,
+                  critic_lr=1e-3)
+    imitation = D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, **common), 1)
+    example = {"proprio": jnp.zeros((2,))}
+    final = {}
+    for target in ("imitation", "replay"):
+        task_config = D4PGConfig(stream="task", bc_weight=5.0, bc_filter="none",
+                                 bc_target=target, **common)
+        multi = MultiD4PG({"imitation": imitation, "task": D4PG(task_config, 1)})
+
+        @jax.jit
+        def train(key, multi=multi):
+            init_key, update_key = jax.random.split(key)
+            states = multi.init(init_key, example, example)
+            return scan_sampled_updates(multi.update, batch, states, update_key, 800)
+
+        states, _ = train(jax.random.key(3))
+        final[target] = [
+            float(multi.learners["task"].act(states["task"].actor_params,
+                                             {"proprio": jnp.array([c, 1.0])})[0])
+            for c in (-1.0, 1.0)
+        ]
+    np.testing.assert_allclose(final["imitation"], [-0.5, 0.5], atol=0.1)
+    assert max(abs(a) for a in final["replay"]) < 0.2, final
 
 
 def test_pixel_learner_updates_with_goal_frames():

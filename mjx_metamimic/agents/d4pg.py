@@ -253,6 +253,7 @@ class D4PG:
         weights: jax.Array | None = None,
         key: jax.Array | None = None,
         reaches_reward: jax.Array | None = None,
+        teacher_actions: jax.Array | None = None,
     ) -> tuple[D4PGState, dict[str, jax.Array]]:
         """One actor and critic gradient step on ``batch`` (reward stream ``config.stream``).
 
@@ -268,6 +269,8 @@ class D4PG:
             reaches_reward: (B,) bool, whether each sample's episode reaches a positive
                 reward of this stream within ``success_horizon`` steps (needed iff
                 ``bc_filter`` is "success": the samples the actor regresses onto).
+            teacher_actions: (B, A) the regression's targets when ``bc_target`` is
+                "imitation" (needed then; the imitation learner's actions).
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
@@ -278,6 +281,11 @@ class D4PG:
         self._check_goal(goal)
         if self.config.bc_weight and self.config.bc_filter == "success" and reaches_reward is None:
             raise ValueError("bc_filter='success' needs reaches_reward in update()")
+        bc_actions = batch.action
+        if self.config.bc_weight and self.config.bc_target == "imitation":
+            if teacher_actions is None:
+                raise ValueError("bc_target='imitation' needs teacher_actions in update()")
+            bc_actions = jax.lax.stop_gradient(teacher_actions)
         stream = self.config.stream
         if self.config.episode_ends == "truncation":
             if batch.ended is None:
@@ -337,12 +345,12 @@ class D4PG:
             if self.config.bc_weight:
                 better = jnp.ones_like(q_policy)
                 if self.config.bc_filter == "advantage":
-                    q_data = q_of(batch.action)
+                    q_data = q_of(bc_actions)
                     better = jax.lax.stop_gradient((q_data > q_policy).astype(jnp.float32))
                 elif self.config.bc_filter == "success":
                     better = reaches_reward.astype(jnp.float32)
                 # per sample and action dimension, as the DPG loss is: (B, A)
-                regression = better[:, None] * jnp.square(actions - batch.action)
+                regression = better[:, None] * jnp.square(actions - bc_actions)
                 loss = loss + self.config.bc_weight * regression
             return mean(loss), (dqda, better)
 

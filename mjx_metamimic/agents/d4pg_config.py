@@ -64,13 +64,19 @@ class D4PGConfig:
     did - their grasps and stacks - which following dQ/da alone reaches slowly. The
     replay's actions are the actors' own, never the demos'. 0 turns it off."""
     bc_filter: Literal["advantage", "none", "success"] = "advantage"
-    """Which samples the regression uses: "advantage" those whose action the critic values
-    above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
+    """Which samples the regression uses: "advantage" those whose target action the critic
+    values above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
     (TD3+BC, Fujimoto & Gu 2021), "success" those whose episode reaches a positive reward
     of this learner's stream within ``success_horizon`` steps (a hindsight label read from
     the replay: filtered behaviour cloning of the actors' own successful episodes)."""
     success_horizon: int = 200
     """Steps ahead the "success" filter looks for the reward (200: a whole demo)."""
+    bc_target: Literal["replay", "imitation"] = "replay"
+    """What the regression pulls the actor toward: "replay" the stored actions; "imitation"
+    the imitation learner's current greedy action on the sample's observation and demo goal
+    (policy distillation; with task actors started on the demos' layouts,
+    ``actors.task_reset="demo"``, the teacher labels the states the task policy itself
+    visits, as DAgger does). Neither is ever a demo's action."""
 
     random_shift: int = 0
     """Largest random shift, in pixels, of the frames of every sampled batch (DrQ's image
@@ -110,6 +116,8 @@ class D4PGConfig:
             raise ValueError(
                 f"bc_filter must be 'advantage', 'none' or 'success', got {self.bc_filter!r}"
             )
+        if self.bc_target not in ("replay", "imitation"):
+            raise ValueError(f"bc_target must be 'replay' or 'imitation', got {self.bc_target!r}")
         if self.success_horizon < 1:
             raise ValueError(f"success_horizon must be >= 1, got {self.success_horizon}")
         if self.episode_ends not in ("terminal", "truncation"):

@@ -64,7 +64,8 @@ class MultiD4PG:
         batch: LearnerBatch,
         key: jax.Array | None = None,
     ) -> tuple[dict[str, D4PGState], dict[str, jax.Array]]:
-        """Updates every learner on the same batch.
+        """Updates every learner on the same batch (learners with ``bc_target="imitation"``
+        regress onto the imitation learner's actions before its update).
 
         Args:
             states: name -> learner state.
@@ -75,6 +76,7 @@ class MultiD4PG:
             New states and metrics namespaced ``train/<name>/<metric>``.
         """
         new_states, metrics = {}, {}
+        teacher = self._teacher_actions(states, batch)
         keys = [None] * len(self.learners)
         if key is not None:
             keys = list(jax.random.split(key, len(self.learners)))
@@ -88,6 +90,24 @@ class MultiD4PG:
                 (batch.weights or {}).get(name),
                 learner_key,
                 (batch.reaches_reward or {}).get(name),
+                teacher if learner.config.bc_target == "imitation" else None,
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})
         return new_states, metrics
+
+    def _teacher_actions(self, states: Mapping[str, D4PGState], batch: LearnerBatch):
+        """The imitation learner's greedy actions on the batch's observations and goals,
+        when a learner distils them (``bc_target="imitation"``); else None."""
+        students = [
+            n
+            for n, learner in self.learners.items()
+            if learner.config.bc_weight and learner.config.bc_target == "imitation"
+        ]
+        if not students:
+            return None
+        if "imitation" not in self.learners or batch.goal is None:
+            raise ValueError(
+                f"{students[0]}: bc_target='imitation' needs an imitation learner and goals"
+            )
+        teacher = self.learners["imitation"]
+        return teacher.act(states["imitation"].actor_params, batch.transitions.obs, batch.goal)

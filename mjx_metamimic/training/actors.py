@@ -194,8 +194,10 @@ class ImitationActor:
 class TaskActor:
     """Task actors: envs running the task policy (no goal) + exploration, from fresh
     layouts or, with ``actors.task_reset="curriculum"``, from random states along random
-    training demos. ``t`` counts an episode's steps; ``demo_idx`` (stored for analysis
-    only) is the demo a curriculum episode started in (0 for fresh layouts).
+    training demos, or with ``"demo"`` from random training demos' first states. ``t``
+    counts an episode's steps; ``demo_idx`` is the demo an episode started in (0 for
+    fresh layouts): the policy never sees it; with ``"demo"`` the imitation learner's goal
+    for a step is that demo's at ``t``.
 
     Args:
       env, config, policy, chunk_size, weighted: as for ``ImitationActor``.
@@ -216,9 +218,14 @@ class TaskActor:
         self.explore = GaussianExploration(config.actors.noise_std)
 
     def _reset_one(self, bank: DemoBank, key: jax.Array) -> tuple[State, jax.Array]:
-        if self.config.actors.task_reset == "layout":
+        reset = self.config.actors.task_reset
+        if reset == "layout":
             return self.env.reset(key), jnp.zeros((), jnp.int32)
         key_demo, key_env = jax.random.split(key)
+        if reset == "demo":
+            demo_idx = jax.random.randint(key_demo, (), 0, bank.num_demos, dtype=jnp.int32)
+            state = self.env.reset_to(key_env, demo_lib.init_states(bank, demo_idx))
+            return state, demo_idx
         demo_idx, t = demo_lib.sample(bank, key_demo, 1)
         state = self.env.reset_to(key_env, demo_lib.states_at(bank, demo_idx[0], t[0]))
         return state, demo_idx[0]

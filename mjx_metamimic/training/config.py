@@ -77,10 +77,13 @@ class ActorConfig:
     leave a held block's gap unchanged). A demo-informed exploration heuristic, not in the
     paper; evaluation never guides. In [0, 1], at least one env; ignored without the
     imitation learner."""
-    task_reset: Literal["layout", "curriculum"] = "layout"
+    task_reset: Literal["layout", "curriculum", "demo"] = "layout"
     """Where task-actor episodes start: "layout" a fresh random block layout (``env.reset``);
     "curriculum" the simulator state at a uniformly random step of a random training demo
-    (the demo-curriculum baseline; needs a dataset with per-step ``states``)."""
+    (the demo-curriculum baseline; needs a dataset with per-step ``states``); "demo" a
+    random training demo's first state (its layout), the episode's steps counted as the
+    demo's, so that the imitation learner can label the states the task policy visits
+    (``learner.task.bc_target="imitation"``). The task policy never sees the demo."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,8 +292,10 @@ class TrainConfig:
             )
         if actors.task_episode_steps < 1:
             problems.append("actors.task_episode_steps must be >= 1")
-        if actors.task_reset not in ("layout", "curriculum"):
-            problems.append(f"actors.task_reset={actors.task_reset!r}: 'layout' or 'curriculum'")
+        if actors.task_reset not in ("layout", "curriculum", "demo"):
+            problems.append(
+                f"actors.task_reset={actors.task_reset!r}: 'layout', 'curriculum' or 'demo'"
+            )
         if self.num_task_envs and not learner.train_task:
             problems.append(
                 "task actors (actors.task_fraction > 0 or learner.train_imitation=false) need "
@@ -298,10 +303,10 @@ class TrainConfig:
             )
         if not (learner.train_imitation or learner.train_task):
             problems.append("learner.train_imitation and learner.train_task are both false")
-        if actors.task_reset == "curriculum" and not self.num_task_envs:
+        if actors.task_reset != "layout" and not self.num_task_envs:
             problems.append(
-                "actors.task_reset='curriculum' needs task actors (actors.task_fraction > 0 or "
-                "learner.train_imitation=false)"
+                f"actors.task_reset={actors.task_reset!r} needs task actors "
+                "(actors.task_fraction > 0 or learner.train_imitation=false)"
             )
         if not 0.0 <= learner.demo_fraction < 1.0:
             problems.append(f"learner.demo_fraction={learner.demo_fraction} must be in [0, 1)")
@@ -317,6 +322,31 @@ class TrainConfig:
             )
         if learner.demo_fraction and not learner.train_task:
             problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
+        problems += self._distillation_problems()
+        return problems
+
+    def _distillation_problems(self) -> list[str]:
+        """``bc_target="imitation"`` without a teacher, or with task actors whose states
+        have no demo step to ask the teacher about."""
+        learner, problems = self.learner, []
+        if learner.imitation.bc_weight and learner.imitation.bc_target == "imitation":
+            problems.append(
+                "learner.imitation.bc_target='imitation': a learner cannot distil itself"
+            )
+        task = learner.task
+        if not (learner.train_task and task.bc_weight and task.bc_target == "imitation"):
+            return problems
+        if not learner.train_imitation:
+            problems.append(
+                "learner.task.bc_target='imitation' needs the imitation learner "
+                "(learner.train_imitation=true)"
+            )
+        elif self.num_task_envs and self.actors.task_reset != "demo":
+            problems.append(
+                "learner.task.bc_target='imitation' with task actors needs "
+                f"actors.task_reset='demo' (not {self.actors.task_reset!r}): only then does a "
+                "task actor's step have a demo step for the imitation learner's goal"
+            )
         return problems
 
     def _mesh_problems(self) -> list[str]:
