@@ -399,11 +399,17 @@ def test_bc_adds_the_filtered_regression_to_the_actor_loss():
         rtol=1e-4,
     )
     np.testing.assert_allclose(filtered["bc_share"], labelled.mean(), rtol=1e-6)
+    labelled_rms = np.sqrt(np.mean(regression[labelled > 0]))
+    np.testing.assert_allclose(filtered["bc_rms"], labelled_rms, rtol=1e-5)
+    assert float(without["bc_rms"]) == 0.0
     with pytest.raises(ValueError, match="reaches_reward"):
         success.update(state, batch, key=jax.random.key(1))
     teacher = D4PG(dataclasses.replace(unfiltered_config, bc_target="imitation"), 3)
     targets = -0.5 * batch.action  # given teacher actions replace the replay's as targets
     _, distilled = teacher.update(state, batch, key=jax.random.key(1), teacher_actions=targets)
+    np.testing.assert_allclose(
+        distilled["bc_rms"], np.sqrt(np.mean(np.square(np.asarray(policy - targets)))), rtol=1e-5
+    )
     np.testing.assert_allclose(
         distilled["actor_loss"] - without["actor_loss"],
         weight * np.mean(np.square(np.asarray(policy - targets))),

@@ -275,7 +275,8 @@ class D4PG:
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
             target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm,
-            bc_share: the share of samples the actor regressed onto, and aux_features_loss:
+            bc_share: the share of samples the actor regressed onto, bc_rms: the actor's
+            RMS distance (per action dimension) from its targets on those, aux_features_loss:
             the ``FeaturePredictor``'s error; each 0 when its loss is off).
         """
         self._check_goal(goal)
@@ -342,6 +343,7 @@ class D4PG:
                 actions, dqda, self.config.dqda_clip
             )
             better = jnp.zeros_like(q_policy)
+            squared_error = jnp.mean(jnp.square(actions - bc_actions), -1)  # (B,)
             if self.config.bc_weight:
                 better = jnp.ones_like(q_policy)
                 if self.config.bc_filter == "advantage":
@@ -352,11 +354,11 @@ class D4PG:
                 # per sample and action dimension, as the DPG loss is: (B, A)
                 regression = better[:, None] * jnp.square(actions - bc_actions)
                 loss = loss + self.config.bc_weight * regression
-            return mean(loss), (dqda, better)
+            return mean(loss), (dqda, better, squared_error)
 
-        (actor_loss, (dqda, better)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
-            state.actor_params
-        )
+        (actor_loss, (dqda, better, squared_error)), actor_grads = jax.value_and_grad(
+            actor_loss_fn, has_aux=True
+        )(state.actor_params)
         critic_grads, actor_grads = self._across_axis((critic_grads, actor_grads))
         critic_updates, critic_opt_state = self.critic_optimizer.update(
             critic_grads, state.critic_opt_state
@@ -386,9 +388,13 @@ class D4PG:
                 "return_mean": mean(returns),
                 "dqda_norm": mean(jnp.linalg.norm(dqda, axis=-1)),
                 "bc_share": mean(better),
+                "bc_squared_error": mean(better * squared_error),
                 "aux_features_loss": aux_loss,
             }
         )
+        share = metrics["bc_share"]
+        bc_squared = metrics.pop("bc_squared_error")
+        metrics["bc_rms"] = jnp.sqrt(bc_squared / jnp.maximum(share, 1e-8)) * (share > 0)
         metrics["critic_grad_norm"] = optax.tree.norm(critic_grads)
         metrics["actor_grad_norm"] = optax.tree.norm(actor_grads)
         new_state = state.replace(
