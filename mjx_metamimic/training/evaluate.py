@@ -90,7 +90,8 @@ def imitation_episode(algo: MetaMimic, policy, params, bank: DemoBank, demo_idx,
 
 def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=None):
     """The task policy from ``state`` (None: a fresh random layout) for ``num_steps``
-    steps: success and the first step of a stack."""
+    steps: success, the first step of a stack, and how far it got short of one (the
+    closest its gripper came to a block, m; whether it ever held one)."""
     env = algo.env
     key_reset, key = jax.random.split(key)
     if state is None:
@@ -102,12 +103,21 @@ def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=Non
         obs = select_obs(state.obs, algo.config.obs_keys)
         action = _action(algo, policy, "task", params, obs, None, key_act)
         state = env.step(state, action)
-        return (state, key), state.reward
+        return (state, key), (
+            state.reward,
+            state.metrics["env/reach_dist"],
+            state.metrics["env/grasped"],
+        )
 
-    _, rewards = jax.lax.scan(step, (state, key), None, length=num_steps)
+    _, (rewards, reach, grasped) = jax.lax.scan(step, (state, key), None, length=num_steps)
     success = jnp.max(rewards)
     first = jnp.where(success > 0, jnp.argmax(rewards > 0) + 1, num_steps)
-    return {"success": success, "steps_to_stack": first.astype(jnp.float32)}
+    return {
+        "success": success,
+        "steps_to_stack": first.astype(jnp.float32),
+        "closest_reach": jnp.min(reach),
+        "grasped": jnp.max(grasped),
+    }
 
 
 def demo_reference(bank: DemoBank) -> dict[str, float]:
@@ -130,12 +140,15 @@ def first_stack(bank: DemoBank) -> np.ndarray:
 
 
 def task_summary(task: dict, suffix: str) -> dict[str, float]:
-    """Task episodes' success rate and mean steps to stack of the successes (NaN if none)."""
+    """Task episodes' success rate, mean steps to stack of the successes (NaN if none),
+    mean closest gripper-to-block distance (m) and share of episodes that held a block."""
     solved = task["success"] > 0
     steps = float(np.mean(task["steps_to_stack"][solved])) if solved.any() else float("nan")
     return {
         f"task_success{suffix}": float(np.mean(task["success"])),
         f"task_steps_to_stack{suffix}": steps,
+        f"task_closest_reach{suffix}": float(np.mean(task["closest_reach"])),
+        f"task_grasped{suffix}": float(np.mean(task["grasped"])),
     }
 
 
