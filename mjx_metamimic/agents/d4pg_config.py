@@ -59,8 +59,8 @@ class D4PGConfig:
     a truncation: bootstrapping 0 there makes a held stack worth its remaining steps, not
     ~1 / (1 - gamma)."""
     bc_weight: float = 0.0
-    """Weight of a squared-error regression of the actor onto the replay's actions (per
-    action dimension, as the DPG loss): the task actor takes up what the imitation actors
+    """Weight of a squared-error regression of the actor onto the replay's actions (or
+    the imitation learner's, ``bc_target``; per action dimension, as the DPG loss): the task actor takes up what the imitation actors
     did - their grasps and stacks - which following dQ/da alone reaches slowly. The
     replay's actions are the actors' own, never the demos'. 0 turns it off."""
     bc_filter: Literal["advantage", "none", "success"] = "advantage"
