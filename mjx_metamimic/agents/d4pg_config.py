@@ -60,9 +60,10 @@ class D4PGConfig:
     ~1 / (1 - gamma)."""
     bc_weight: float = 0.0
     """Weight of a squared-error regression of the actor onto the replay's actions (or
-    the imitation learner's, ``bc_target``; per action dimension, as the DPG loss): the task actor takes up what the imitation actors
-    did - their grasps and stacks - which following dQ/da alone reaches slowly. The
-    replay's actions are the actors' own, never the demos'. 0 turns it off."""
+    the imitation learner's, ``bc_target``; per action dimension, as the DPG loss): the
+    task actor takes up what the imitation actors did - their grasps and stacks - which
+    following dQ/da alone reaches slowly. The replay's actions are the actors' own, never
+    the demos'. 0 turns it off."""
     bc_filter: Literal["advantage", "none", "success"] = "advantage"
     """Which samples the regression uses: "advantage" those whose target action the critic
     values above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
