@@ -18,10 +18,13 @@ CURVES = {
     "train/task/q_mean": "task critic value (batch mean)",
     "train/task_actor/env/stacked": "task actors: stacked (share of steps)",
     "train/task/bc_share": "task batch: going on to a stack",
+    "train/task/bc_rms": "task actor: RMS from its regression targets",
+    "train/task_actor/env/grasped": "task actors: holding a block (share of steps)",
 }
 EVAL_CURVES = {
     "eval/agent/ended_stacked": "eval: demos ended stacked",
     "eval/agent/task_success": "eval: task policy stacks (fresh layouts)",
+    "eval/agent/task_grasped": "eval: task policy holds a block (fresh layouts)",
 }
 
 
