@@ -343,7 +343,7 @@ class D4PG:
                 actions, dqda, self.config.dqda_clip
             )
             better = jnp.zeros_like(q_policy)
-            squared_error = jnp.mean(jnp.square(actions - bc_actions), -1)  # (B,)
+            squared = jnp.square(actions - bc_actions)  # (B, A)
             if self.config.bc_weight:
                 better = jnp.ones_like(q_policy)
                 if self.config.bc_filter == "advantage":
@@ -352,9 +352,9 @@ class D4PG:
                 elif self.config.bc_filter == "success":
                     better = reaches_reward.astype(jnp.float32)
                 # per sample and action dimension, as the DPG loss is: (B, A)
-                regression = better[:, None] * jnp.square(actions - bc_actions)
+                regression = better[:, None] * squared
                 loss = loss + self.config.bc_weight * regression
-            return mean(loss), (dqda, better, squared_error)
+            return mean(loss), (dqda, better, jnp.mean(squared, -1))
 
         (actor_loss, (dqda, better, squared_error)), actor_grads = jax.value_and_grad(
             actor_loss_fn, has_aux=True

@@ -98,16 +98,10 @@ class MultiD4PG:
     def _teacher_actions(self, states: Mapping[str, D4PGState], batch: LearnerBatch):
         """The imitation learner's greedy actions on the batch's observations and goals,
         when a learner distils them (``bc_target="imitation"``); else None."""
-        students = [
-            n
-            for n, learner in self.learners.items()
-            if learner.config.bc_weight and learner.config.bc_target == "imitation"
-        ]
-        if not students:
+        distils = lambda c: c.bc_weight and c.bc_target == "imitation"
+        if not any(distils(learner.config) for learner in self.learners.values()):
             return None
         if "imitation" not in self.learners or batch.goal is None:
-            raise ValueError(
-                f"{students[0]}: bc_target='imitation' needs an imitation learner and goals"
-            )
+            raise ValueError("bc_target='imitation' needs an imitation learner and goals")
         teacher = self.learners["imitation"]
         return teacher.act(states["imitation"].actor_params, batch.transitions.obs, batch.goal)

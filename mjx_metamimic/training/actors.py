@@ -49,6 +49,13 @@ def step_extras(demo_idx: jax.Array, t: jax.Array, imitation_weight: float, weig
     return extras
 
 
+def start_on_random_demo(env: StackEnv, bank: DemoBank, key: jax.Array):
+    """An env at a random training demo's first simulator state: (state, demo_idx)."""
+    key_demo, key_env = jax.random.split(key)
+    demo_idx = jax.random.randint(key_demo, (), 0, bank.num_demos, dtype=jnp.int32)
+    return env.reset_to(key_env, demo_lib.init_states(bank, demo_idx)), demo_idx
+
+
 @dataclasses.dataclass(frozen=True)
 class GaussianExploration:
     """The actors' exploration: Gaussian noise of std ``noise_std``, clipped to [-1, 1]."""
@@ -143,15 +150,11 @@ class ImitationActor:
         """An env at the first simulator state of demo ``demo_idx``."""
         return self.env.reset_to(key, demo_lib.init_states(bank, demo_idx))
 
-    def _reset_one(self, bank: DemoBank, key: jax.Array) -> tuple[State, jax.Array]:
-        key_demo, key_env = jax.random.split(key)
-        demo_idx = jax.random.randint(key_demo, (), 0, bank.num_demos, dtype=jnp.int32)
-        return self.start(bank, demo_idx, key_env), demo_idx
-
     def reset(self, bank: DemoBank, keys: jax.Array) -> tuple[State, jax.Array]:
         """Resets each env (one key each) to a random training demo's first state.
         Returns states and demo_idx (n,)."""
-        return batched(lambda k: self._reset_one(bank, k), self.chunk_size)(keys)
+        one = lambda k: start_on_random_demo(self.env, bank, k)
+        return batched(one, self.chunk_size)(keys)
 
     def _step_one(self, params, bank, env_state, demo_idx, t, key, guided):
         def act(obs, goal, full_goal):
@@ -221,11 +224,9 @@ class TaskActor:
         reset = self.config.actors.task_reset
         if reset == "layout":
             return self.env.reset(key), jnp.zeros((), jnp.int32)
-        key_demo, key_env = jax.random.split(key)
         if reset == "demo":
-            demo_idx = jax.random.randint(key_demo, (), 0, bank.num_demos, dtype=jnp.int32)
-            state = self.env.reset_to(key_env, demo_lib.init_states(bank, demo_idx))
-            return state, demo_idx
+            return start_on_random_demo(self.env, bank, key)
+        key_demo, key_env = jax.random.split(key)
         demo_idx, t = demo_lib.sample(bank, key_demo, 1)
         state = self.env.reset_to(key_env, demo_lib.states_at(bank, demo_idx[0], t[0]))
         return state, demo_idx[0]
