@@ -217,7 +217,9 @@ def test_a_success_filter_labels_the_samples_whose_episode_goes_on_to_a_stack(mi
     np.testing.assert_array_equal(reaches[12:], False)  # demo samples
 
 
-def test_a_success_mixed_batch_holds_the_configured_share_of_steps_going_on_to_a_stack(mixed):
+def test_a_success_mixed_batch_gives_the_task_learner_its_share_and_the_imitation_learner_none(
+    mixed,
+):
     algo, bank, _, state, _ = mixed
     config = algo.config
     learner = dataclasses.replace(config.learner, success_fraction=0.5)
@@ -229,19 +231,34 @@ def test_a_success_mixed_batch_holds_the_configured_share_of_steps_going_on_to_a
     replay = state.replay.replace(
         experience=experience.replace(reward={**experience.reward, "task": jnp.asarray(planted)})
     )
-    shares = []
+    task_shares, imitation_shares = [], []
     for seed in range(4):
         sampled, _ = jax.device_get(
             jax.jit(mixing.sample_learner_batch)(replay, bank, jax.random.PRNGKey(seed))
         )
+        assert sampled.transitions.action.shape[0] == 16 + 6  # 6 uniform rows added
+        task, imitation = sampled.for_learner("task"), sampled.for_learner("imitation")
+        assert task.transitions.action.shape[0] == imitation.transitions.action.shape[0] == 16
         reaches = sampled.reaches_reward["task"]
-        assert reaches[6:12].all()  # the mixed share
-        shares.append(reaches[:6].mean())  # uniform: as often as the replay holds them
-    assert np.mean(shares) < 0.5
+        task_reaches = task.reaches_reward["task"]
+        assert task_reaches[:6].all()  # the mixed share
+        task_shares.append(task_reaches[6:12].mean())  # uniform: as often as the replay has
+        np.testing.assert_array_equal(task_reaches[12:], False)  # demo samples
+        # The imitation learner: the task learner's uniform rows and demos, then 6 more
+        # uniform rows in place of the success-mixed ones.
+        np.testing.assert_array_equal(imitation.transitions.action, sampled.transitions.action[6:])
+        np.testing.assert_array_equal(imitation.weights["imitation"][6:10], 0.0)  # demos
+        imitation_shares.append(np.concatenate([reaches[6:12], reaches[16:]]).mean())
+    assert np.mean(task_shares) < 0.5 and np.mean(imitation_shares) < 0.5
     uniform, _ = jax.device_get(
         jax.jit(algo.sample_learner_batch)(replay, bank, jax.random.PRNGKey(0))
     )
+    assert uniform.rows == () and uniform.for_learner("task") is uniform
     assert uniform.reaches_reward["task"][:12].mean() < 0.5
+    learned, metrics = jax.jit(mixing.learn)(state.replace(replay=replay), bank)
+    assert int(learned.updates) > int(state.updates)
+    for name in ("imitation", "task"):
+        assert np.isfinite(float(metrics[f"train/{name}/critic_loss"])), name
 
 
 def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(mixed):

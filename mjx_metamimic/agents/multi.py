@@ -10,6 +10,7 @@ import flax.struct
 import jax
 
 from mjx_metamimic.agents.d4pg import D4PG, D4PGState
+from mjx_metamimic.agents.d4pg_config import D4PGConfig
 from mjx_metamimic.networks.heads import Observation
 from mjx_metamimic.replay import NStepBatch
 
@@ -28,6 +29,9 @@ class LearnerBatch:
             n-step return (``D4PGConfig.n_step``); learners not named use ``transitions``.
         reaches_reward: name -> (B,) bool, whether each sample's episode goes on to a
             positive reward of that learner's stream (``D4PGConfig.bc_filter="success"``).
+        rows: (name, start, stop) of learners that read only rows [start, stop) of the
+            batch (e.g. a task learner's success-mixed rows the imitation learner skips);
+            learners not named read every row.
     """
 
     transitions: NStepBatch
@@ -36,6 +40,15 @@ class LearnerBatch:
     weights: dict | None = None
     own_transitions: dict | None = None
     reaches_reward: dict | None = None
+    rows: tuple = flax.struct.field(pytree_node=False, default=())
+
+    def for_learner(self, name: str) -> "LearnerBatch":
+        """The rows learner ``name`` reads (the whole batch unless ``rows`` names it)."""
+        spans = {learner: (start, stop) for learner, start, stop in self.rows}
+        if name not in spans:
+            return self
+        start, stop = spans[name]
+        return jax.tree.map(lambda x: x[start:stop], self.replace(rows=()))
 
 
 class MultiD4PG:
@@ -64,8 +77,9 @@ class MultiD4PG:
         batch: LearnerBatch,
         key: jax.Array | None = None,
     ) -> tuple[dict[str, D4PGState], dict[str, jax.Array]]:
-        """Updates every learner on the same batch (learners with ``bc_target="imitation"``
-        regress onto the imitation learner's actions before its update).
+        """Updates every learner on its rows of the batch (learners with
+        ``bc_target="imitation"`` regress onto the imitation learner's actions on those
+        rows, taken before its update).
 
         Args:
             states: name -> learner state.
@@ -76,30 +90,31 @@ class MultiD4PG:
             New states and metrics namespaced ``train/<name>/<metric>``.
         """
         new_states, metrics = {}, {}
-        teacher = self._teacher_actions(states, batch)
         keys = [None] * len(self.learners)
         if key is not None:
             keys = list(jax.random.split(key, len(self.learners)))
         for (name, learner), learner_key in zip(self.learners.items(), keys, strict=True):
             conditioned = learner.config.goal_conditioned
+            rows = batch.for_learner(name)
             new_states[name], learner_metrics = learner.update(
                 states[name],
-                (batch.own_transitions or {}).get(name, batch.transitions),
-                batch.goal if conditioned else None,
-                batch.next_goal if conditioned else None,
-                (batch.weights or {}).get(name),
+                (rows.own_transitions or {}).get(name, rows.transitions),
+                rows.goal if conditioned else None,
+                rows.next_goal if conditioned else None,
+                (rows.weights or {}).get(name),
                 learner_key,
-                (batch.reaches_reward or {}).get(name),
-                teacher if learner.config.bc_target == "imitation" else None,
+                (rows.reaches_reward or {}).get(name),
+                self._teacher_actions(states, rows, learner.config),
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})
         return new_states, metrics
 
-    def _teacher_actions(self, states: Mapping[str, D4PGState], batch: LearnerBatch):
+    def _teacher_actions(
+        self, states: Mapping[str, D4PGState], batch: LearnerBatch, config: D4PGConfig
+    ):
         """The imitation learner's greedy actions on the batch's observations and goals,
-        when a learner distils them (``bc_target="imitation"``); else None."""
-        distils = lambda c: c.bc_weight and c.bc_target == "imitation"
-        if not any(distils(learner.config) for learner in self.learners.values()):
+        when the learner of ``config`` distils them (``bc_target="imitation"``); else None."""
+        if not (config.bc_weight and config.bc_target == "imitation"):
             return None
         if "imitation" not in self.learners or batch.goal is None:
             raise ValueError("bc_target='imitation' needs an imitation learner and goals")

@@ -115,11 +115,12 @@ class LearnerConfig:
     learner, which never sees demo actions). In [0, 1); needs a dataset with
     ``privileged_actions``; 0 disables."""
     success_fraction: float = 0.0
-    """Share of the replay's part of every batch drawn from steps whose episode goes on to
-    the task reward within ``task.success_horizon`` steps (as RLPD mixes its successful
-    data 50/50; here chosen among 16x as many uniform candidates), the rest uniform: the
-    task learner sees the rare stacks, and the steps leading to them, in every batch.
-    In [0, 1); 0 disables."""
+    """Share of the replay's part of the task learner's batch drawn from steps whose
+    episode goes on to the task reward within ``task.success_horizon`` steps (as RLPD
+    mixes its successful data 50/50; here chosen among 16x as many uniform candidates),
+    the rest uniform: the task learner sees the rare stacks, and the steps leading to
+    them, in every batch. The imitation learner gets uniform rows in their place: its
+    batch stays uniform. In [0, 1); 0 disables."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -219,34 +219,46 @@ class MetaMimic:
     ) -> tuple[LearnerBatch, jax.Array]:
         """A learner batch (agent replay, plus demo transitions for D4PGfD; the imitation
         learner's goals and weights; the n-step transitions of learners with their own n)
-        and a key for the learners' own randomness."""
+        and a key for the learners' own randomness.
+
+        With success mixing (``success_batch_size`` M > 0) the rows are [M success-mixed |
+        uniform | demos | M uniform]: the task learner reads the first B, the imitation
+        learner the last B, so its batch stays uniform."""
         cfg = self.config
-        key, key_learners = jax.random.split(key)
+        key, key_learners, key_extra = jax.random.split(key, 3)
         demo_size = cfg.demo_batch_size
         if demo_size:
             key, key_demo = jax.random.split(key)
-        windows = self.sample_windows(replay, key, cfg.learner.batch_size - demo_size)
-        sequences = [self.replay.gather(replay, windows)]
-        # Demo transitions are never labelled as reaching the reward: a "success" filter
-        # regresses only onto the actors' own actions.
-        reaches = {
-            name: jnp.concatenate(
-                [
-                    self.replay.reaches_reward(replay, windows, c.stream, c.success_horizon),
-                    jnp.zeros((demo_size,), bool),
-                ]
+        mixed = cfg.success_batch_size if self.trains_imitation else 0
+        task_windows = self.sample_windows(replay, key, cfg.learner.batch_size - demo_size)
+        parts = [task_windows]
+        if mixed:
+            parts.append(self.replay.sample_windows(replay, key_extra, mixed))
+        windows = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+        sequences = [self.replay.gather(replay, w) for w in parts]
+        if demo_size:
+            demos = demo_sequences(
+                bank, key_demo, demo_size, self.replay.sequence_length, cfg.obs_keys
             )
+            sequences.insert(1, demos)
+        num_task = task_windows.rows.shape[0]
+
+        def labels(c):
+            # Demo transitions are never labelled as reaching the reward: a "success"
+            # filter regresses only onto the actors' own actions.
+            agent = self.replay.reaches_reward(replay, windows, c.stream, c.success_horizon)
+            demos = jnp.zeros((demo_size,), bool)
+            return jnp.concatenate([agent[:num_task], demos, agent[num_task:]])
+
+        reaches = {
+            name: labels(c)
             for name, c in cfg.learner_configs().items()
             if c.bc_weight and c.bc_filter == "success"
         }
-        if demo_size:
-            sequences.append(
-                demo_sequences(bank, key_demo, demo_size, self.replay.sequence_length, cfg.obs_keys)
-            )
 
         def transitions_for(n_step: int):
-            parts = [nstep_batch(s, n_step, cfg.replay.gamma) for s in sequences]
-            return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+            nsteps = [nstep_batch(s, n_step, cfg.replay.gamma) for s in sequences]
+            return jax.tree.map(lambda *xs: jnp.concatenate(xs), *nsteps)
 
         transitions = transitions_for(cfg.replay.n_step)
         own = {
@@ -254,6 +266,8 @@ class MetaMimic:
             for name, n in self.own_n_steps.items()
             if n != cfg.replay.n_step
         }
+        batch_size = cfg.learner.batch_size
+        rows = (("task", 0, batch_size), ("imitation", mixed, mixed + batch_size)) if mixed else ()
         if not self.trains_imitation:
             batch = LearnerBatch(
                 transitions, own_transitions=own or None, reaches_reward=reaches or None
@@ -267,13 +281,14 @@ class MetaMimic:
             weights={"imitation": extras["imitation_weight"]} if self.weighted else None,
             own_transitions=own or None,
             reaches_reward=reaches or None,
+            rows=rows,
         )
         return batch, key_learners
 
     def sample_windows(self, replay: ReplayState, key: jax.Array, size: int) -> Windows:
-        """``size`` replay windows: uniform, the last ``success_batch_size`` of them chosen
-        at random among uniform candidates whose episode goes on to the task reward (the
-        other candidates fill in when too few do)."""
+        """The task learner's ``size`` replay windows: the first ``success_batch_size`` of
+        them chosen at random among uniform candidates whose episode goes on to the task
+        reward (the other candidates fill in when too few do), the rest uniform."""
         mixed = self.config.success_batch_size
         if not mixed:
             return self.replay.sample_windows(replay, key, size)
@@ -284,7 +299,7 @@ class MetaMimic:
         reaching = self.replay.reaches_reward(replay, pool, "task", horizon)
         priority = jax.random.uniform(key_pick, reaching.shape) + reaching
         _, picked = jax.lax.top_k(priority, mixed)
-        return jax.tree.map(lambda a, b: jnp.concatenate([a, b[picked]]), uniform, pool)
+        return jax.tree.map(lambda a, b: jnp.concatenate([a[picked], b]), pool, uniform)
 
     def learn(self, state: TrainState, bank: DemoBank) -> tuple[TrainState, dict]:
         """U learner updates from the replay (skipped until it holds ``min_size`` steps)."""
