@@ -225,11 +225,13 @@ class MetaMimic:
         uniform | demos | M uniform]: the task learner reads the first B, the imitation
         learner the last B, so its batch stays uniform."""
         cfg = self.config
-        key, key_learners, key_extra = jax.random.split(key, 3)
+        key, key_learners = jax.random.split(key)
         demo_size = cfg.demo_batch_size
         if demo_size:
             key, key_demo = jax.random.split(key)
         mixed = cfg.success_batch_size if self.trains_imitation else 0
+        if mixed:
+            key, key_extra = jax.random.split(key)
         task_windows = self.sample_windows(replay, key, cfg.learner.batch_size - demo_size)
         parts = [task_windows]
         if mixed:
