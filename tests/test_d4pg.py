@@ -419,6 +419,43 @@ def test_bc_adds_the_filtered_regression_to_the_actor_loss():
         teacher.update(state, batch, key=jax.random.key(1))
 
 
+def test_bc_weight_decays_linearly_and_excluded_dimensions_are_left_to_dqda():
+    """With ``bc_weight_final`` the regression's weight goes linearly from ``bc_weight`` to it
+    over ``bc_decay_updates`` and stays there; a dimension in ``bc_exclude_dims`` adds
+    nothing to the regression (its output follows dQ/da alone)."""
+    batch = random_batch(jax.random.key(6))
+    batch = batch.replace(action=jnp.tile(batch.action, (1, 3)) * jnp.array([1.0, -0.5, 0.2]))
+    plain = D4PG(TWIN_SCALAR_CONFIG, 3)
+    regressing = dataclasses.replace(TWIN_SCALAR_CONFIG, bc_weight=2.0, bc_filter="none")
+    decaying = D4PG(
+        dataclasses.replace(regressing, bc_weight_final=0.4, bc_decay_updates=8), 3
+    )
+    state = plain.init(jax.random.key(0), jax.tree.map(lambda x: x[0], batch.obs))
+    regression = np.square(np.asarray(plain.act(state.actor_params, batch.obs) - batch.action))
+    for steps, weight in [(0, 2.0), (2, 1.6), (8, 0.4), (20, 0.4)]:
+        at = state.replace(steps=jnp.asarray(steps, jnp.int32))
+        _, without = plain.update(at, batch, key=jax.random.key(1))
+        _, with_bc = decaying.update(at, batch, key=jax.random.key(1))
+        np.testing.assert_allclose(with_bc["bc_weight"], weight, rtol=1e-6)
+        np.testing.assert_allclose(
+            with_bc["actor_loss"] - without["actor_loss"], weight * np.mean(regression), rtol=1e-4
+        )
+    no_gripper = D4PG(dataclasses.replace(regressing, bc_exclude_dims=(2,)), 3)
+    _, without = plain.update(state, batch, key=jax.random.key(1))
+    _, masked = no_gripper.update(state, batch, key=jax.random.key(1))
+    kept = regression[:, :2]  # mean over all 3 dimensions, the excluded one adding 0
+    np.testing.assert_allclose(
+        masked["actor_loss"] - without["actor_loss"], 2.0 * kept.sum() / regression.size, rtol=1e-4
+    )
+    np.testing.assert_allclose(masked["bc_rms"], np.sqrt(kept.mean()), rtol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        D4PG(dataclasses.replace(regressing, bc_exclude_dims=(3,)), 3)
+    with pytest.raises(ValueError, match="bc_decay_updates"):
+        dataclasses.replace(regressing, bc_weight_final=0.0)
+    with pytest.raises(ValueError, match="bc_weight_final"):
+        dataclasses.replace(regressing, bc_decay_updates=10)
+
+
 # ---------------------------------------------------------------- two streams, one batch
 
 

@@ -141,6 +141,17 @@ class D4PG:
         self.atoms = jnp.asarray(
             np.linspace(config.v_min, config.v_max, config.num_atoms), jnp.float32
         )  # (K,)
+        if any(d >= action_dim for d in config.bc_exclude_dims):
+            raise ValueError(
+                f"bc_exclude_dims {config.bc_exclude_dims} out of range for {action_dim} actions"
+            )
+        # 1 where the regression applies, per action dimension: (A,)
+        self.bc_dims = jnp.ones(action_dim).at[jnp.asarray(config.bc_exclude_dims, int)].set(0.0)
+        self.bc_weight = (
+            optax.linear_schedule(config.bc_weight, config.bc_weight_final, config.bc_decay_updates)
+            if config.bc_weight_final is not None
+            else optax.constant_schedule(config.bc_weight)
+        )
         self.actor_optimizer = _optimizer(config.actor_lr, config.max_grad_norm)
         self.critic_optimizer = _optimizer(config.critic_lr, config.max_grad_norm)
 
@@ -276,8 +287,9 @@ class D4PG:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
             target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm,
             bc_share: the share of samples the actor regressed onto, bc_rms: the actor's
-            RMS distance (per action dimension) from its targets on those, aux_features_loss:
-            the ``FeaturePredictor``'s error; each 0 when its loss is off).
+            RMS distance (per regressed action dimension) from its targets on those,
+            bc_weight: the regression's weight at this update, aux_features_loss: the
+            ``FeaturePredictor``'s error; each 0 when its loss is off).
         """
         self._check_goal(goal)
         if self.config.bc_weight and self.config.bc_filter == "success" and reaches_reward is None:
@@ -287,6 +299,7 @@ class D4PG:
             if teacher_actions is None:
                 raise ValueError("bc_target='imitation' needs teacher_actions in update()")
             bc_actions = jax.lax.stop_gradient(teacher_actions)
+        bc_weight = self.bc_weight(state.steps)
         stream = self.config.stream
         if self.config.episode_ends == "truncation":
             if batch.ended is None:
@@ -343,7 +356,7 @@ class D4PG:
                 actions, dqda, self.config.dqda_clip
             )
             better = jnp.zeros_like(q_policy)
-            squared = jnp.square(actions - bc_actions)  # (B, A)
+            squared = jnp.square(actions - bc_actions) * self.bc_dims  # (B, A)
             if self.config.bc_weight:
                 better = jnp.ones_like(q_policy)
                 if self.config.bc_filter == "advantage":
@@ -353,8 +366,9 @@ class D4PG:
                     better = reaches_reward.astype(jnp.float32)
                 # per sample and action dimension, as the DPG loss is: (B, A)
                 regression = better[:, None] * squared
-                loss = loss + self.config.bc_weight * regression
-            return mean(loss), (dqda, better, jnp.mean(squared, -1))
+                loss = loss + bc_weight * regression
+            per_dim = jnp.sum(squared, -1) / jnp.maximum(jnp.sum(self.bc_dims), 1.0)
+            return mean(loss), (dqda, better, per_dim)
 
         (actor_loss, (dqda, better, squared_error)), actor_grads = jax.value_and_grad(
             actor_loss_fn, has_aux=True
@@ -389,6 +403,7 @@ class D4PG:
                 "dqda_norm": mean(jnp.linalg.norm(dqda, axis=-1)),
                 "bc_share": mean(better),
                 "bc_squared_error": mean(better * squared_error),
+                "bc_weight": bc_weight,
                 "aux_features_loss": aux_loss,
             }
         )

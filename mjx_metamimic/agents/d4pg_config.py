@@ -64,6 +64,18 @@ class D4PGConfig:
     task actor takes up what the imitation actors did - their grasps and stacks - which
     following dQ/da alone reaches slowly. The replay's actions are the actors' own, never
     the demos'. 0 turns it off."""
+    bc_weight_final: float | None = None
+    """Weight the regression decays to, linearly over ``bc_decay_updates`` of this
+    learner's updates (None: ``bc_weight`` throughout). A strong regression early brings
+    the task actor to the blocks and their grasp; a weak one late leaves the finish to
+    dQ/da, where the actors' own lowering and release, timed by demos the task actor cannot
+    see, average to holding the block in the air."""
+    bc_decay_updates: int = 0
+    """Updates over which the regression's weight goes from ``bc_weight`` to
+    ``bc_weight_final`` (needed iff ``bc_weight_final`` is set)."""
+    bc_exclude_dims: tuple[int, ...] = ()
+    """Action dimensions left out of the regression, so dQ/da alone sets them (6: the
+    stacking arm's gripper command, whose release the actors time by their demos)."""
     bc_filter: Literal["advantage", "none", "success"] = "advantage"
     """Which samples the regression uses: "advantage" those whose target action the critic
     values above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
@@ -113,6 +125,17 @@ class D4PGConfig:
             raise ValueError(
                 f"n_step and bc_weight must be >= 0, got {self.n_step} and {self.bc_weight}"
             )
+        if self.bc_weight_final is not None and (
+            self.bc_weight_final < 0 or self.bc_decay_updates < 1
+        ):
+            raise ValueError(
+                "bc_weight_final needs bc_weight_final >= 0 and bc_decay_updates >= 1, got "
+                f"{self.bc_weight_final} and {self.bc_decay_updates}"
+            )
+        if self.bc_decay_updates and self.bc_weight_final is None:
+            raise ValueError("bc_decay_updates needs bc_weight_final (the weight it decays to)")
+        if any(d < 0 for d in self.bc_exclude_dims):
+            raise ValueError(f"bc_exclude_dims must be >= 0, got {self.bc_exclude_dims}")
         if self.bc_filter not in ("advantage", "none", "success"):
             raise ValueError(
                 f"bc_filter must be 'advantage', 'none' or 'success', got {self.bc_filter!r}"
