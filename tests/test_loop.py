@@ -347,6 +347,14 @@ def test_impossible_configs_are_rejected():
         dataclasses.replace(
             tiny_config(), learner=dataclasses.replace(features_learner, success_fraction=1.0)
         )
+    with pytest.raises(ValueError, match=r"learner.imitation.bc_exclude_dims=\(7,\)"):
+        dataclasses.replace(
+            tiny_config(),
+            learner=dataclasses.replace(
+                features_learner,
+                imitation=dataclasses.replace(features_learner.imitation, bc_exclude_dims=(7,)),
+            ),
+        )
     with pytest.raises(ValueError, match="success_horizon must be >= 1"):
         dataclasses.replace(features_learner.task, success_horizon=0)
     with pytest.raises(ValueError, match="run.max_updates must be >= 0"):

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 from mjx_metamimic.agents import D4PGConfig
-from mjx_metamimic.envs.stack import StackEnvConfig
+from mjx_metamimic.envs.stack import ACTION_SIZE, StackEnvConfig
 from mjx_metamimic.imitation_reward import ImitationRewardConfig
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.replay import ReplayConfig
@@ -323,6 +323,12 @@ class TrainConfig:
             )
         if learner.demo_fraction and not learner.train_task:
             problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
+        for name, c in (("imitation", learner.imitation), ("task", learner.task)):
+            if any(d >= ACTION_SIZE for d in c.bc_exclude_dims):
+                problems.append(
+                    f"learner.{name}.bc_exclude_dims={c.bc_exclude_dims}: the action has "
+                    f"{ACTION_SIZE} dimensions (0-{ACTION_SIZE - 1}; 6 is the gripper)"
+                )
         problems += self._distillation_problems()
         return problems
 
