@@ -419,10 +419,10 @@ def test_bc_adds_the_filtered_regression_to_the_actor_loss():
         teacher.update(state, batch, key=jax.random.key(1))
 
 
-def test_bc_weight_decays_linearly_and_excluded_dimensions_are_left_to_dqda():
+def test_bc_weight_decays_linearly_and_scales_per_action_dimension():
     """With ``bc_weight_final`` the regression's weight goes linearly from ``bc_weight`` to it
-    over ``bc_decay_updates`` and stays there; a dimension in ``bc_exclude_dims`` adds
-    nothing to the regression (its output follows dQ/da alone)."""
+    over ``bc_decay_updates`` and stays there; ``bc_dim_scales`` multiplies each action
+    dimension's share of the regression (0: that output follows dQ/da alone)."""
     batch = random_batch(jax.random.key(6))
     batch = batch.replace(action=jnp.tile(batch.action, (1, 3)) * jnp.array([1.0, -0.5, 0.2]))
     plain = D4PG(TWIN_SCALAR_CONFIG, 3)
@@ -440,16 +440,21 @@ def test_bc_weight_decays_linearly_and_excluded_dimensions_are_left_to_dqda():
         np.testing.assert_allclose(
             with_bc["actor_loss"] - without["actor_loss"], weight * np.mean(regression), rtol=1e-4
         )
-    no_gripper = D4PG(dataclasses.replace(regressing, bc_exclude_dims=(2,)), 3)
     _, without = plain.update(state, batch, key=jax.random.key(1))
-    _, masked = no_gripper.update(state, batch, key=jax.random.key(1))
-    kept = regression[:, :2]  # mean over all 3 dimensions, the excluded one adding 0
-    np.testing.assert_allclose(
-        masked["actor_loss"] - without["actor_loss"], 2.0 * kept.sum() / regression.size, rtol=1e-4
+    scales = np.array([1.0, 0.5, 0.0])
+    scaled = D4PG(dataclasses.replace(regressing, bc_dim_scales=tuple(scales)), 3)
+    _, with_scales = scaled.update(state, batch, key=jax.random.key(1))
+    np.testing.assert_allclose(  # a mean over samples and all 3 dimensions
+        with_scales["actor_loss"] - without["actor_loss"],
+        2.0 * np.mean(regression * scales),
+        rtol=1e-4,
     )
-    np.testing.assert_allclose(masked["bc_rms"], np.sqrt(kept.mean()), rtol=1e-5)
-    with pytest.raises(ValueError, match="out of range"):
-        D4PG(dataclasses.replace(regressing, bc_exclude_dims=(3,)), 3)
+    # the RMS over the dimensions regressed onto, unscaled
+    np.testing.assert_allclose(with_scales["bc_rms"], np.sqrt(regression[:, :2].mean()), rtol=1e-5)
+    with pytest.raises(ValueError, match="2 factors for 3 actions"):
+        D4PG(dataclasses.replace(regressing, bc_dim_scales=(1.0, 0.0)), 3)
+    with pytest.raises(ValueError, match="bc_dim_scales must be >= 0"):
+        dataclasses.replace(regressing, bc_dim_scales=(1.0, -1.0, 1.0))
     with pytest.raises(ValueError, match="bc_decay_updates"):
         dataclasses.replace(regressing, bc_weight_final=0.0)
     with pytest.raises(ValueError, match="bc_weight_final"):

@@ -347,12 +347,12 @@ def test_impossible_configs_are_rejected():
         dataclasses.replace(
             tiny_config(), learner=dataclasses.replace(features_learner, success_fraction=1.0)
         )
-    with pytest.raises(ValueError, match=r"learner.imitation.bc_exclude_dims=\(7,\)"):
+    with pytest.raises(ValueError, match="learner.imitation.bc_dim_scales=.*one factor per"):
         dataclasses.replace(
             tiny_config(),
             learner=dataclasses.replace(
                 features_learner,
-                imitation=dataclasses.replace(features_learner.imitation, bc_exclude_dims=(7,)),
+                imitation=dataclasses.replace(features_learner.imitation, bc_dim_scales=(1.0,)),
             ),
         )
     with pytest.raises(ValueError, match="success_horizon must be >= 1"):

@@ -141,12 +141,12 @@ class D4PG:
         self.atoms = jnp.asarray(
             np.linspace(config.v_min, config.v_max, config.num_atoms), jnp.float32
         )  # (K,)
-        if any(d >= action_dim for d in config.bc_exclude_dims):
+        if config.bc_dim_scales and len(config.bc_dim_scales) != action_dim:
             raise ValueError(
-                f"bc_exclude_dims {config.bc_exclude_dims} out of range for {action_dim} actions"
+                f"bc_dim_scales has {len(config.bc_dim_scales)} factors for {action_dim} actions"
             )
-        # 1 where the regression applies, per action dimension: (A,)
-        self.bc_dims = jnp.ones(action_dim).at[jnp.asarray(config.bc_exclude_dims, int)].set(0.0)
+        # the regression's factor per action dimension: (A,)
+        self.bc_dims = jnp.asarray(config.bc_dim_scales or (1.0,) * action_dim, jnp.float32)
         self.bc_weight = (
             optax.linear_schedule(config.bc_weight, config.bc_weight_final, config.bc_decay_updates)
             if config.bc_weight_final is not None
@@ -356,7 +356,8 @@ class D4PG:
                 actions, dqda, self.config.dqda_clip
             )
             better = jnp.zeros_like(q_policy)
-            squared = jnp.square(actions - bc_actions) * self.bc_dims  # (B, A)
+            squared = jnp.square(actions - bc_actions)  # (B, A)
+            regressed = (self.bc_dims > 0).astype(jnp.float32)  # (A,)
             if self.config.bc_weight:
                 better = jnp.ones_like(q_policy)
                 if self.config.bc_filter == "advantage":
@@ -365,9 +366,10 @@ class D4PG:
                 elif self.config.bc_filter == "success":
                     better = reaches_reward.astype(jnp.float32)
                 # per sample and action dimension, as the DPG loss is: (B, A)
-                regression = better[:, None] * squared
+                regression = better[:, None] * squared * self.bc_dims
                 loss = loss + bc_weight * regression
-            per_dim = jnp.sum(squared, -1) / jnp.maximum(jnp.sum(self.bc_dims), 1.0)
+            # the unscaled error on the dimensions the regression acts on
+            per_dim = jnp.sum(squared * regressed, -1) / jnp.maximum(jnp.sum(regressed), 1.0)
             return mean(loss), (dqda, better, per_dim)
 
         (actor_loss, (dqda, better, squared_error)), actor_grads = jax.value_and_grad(

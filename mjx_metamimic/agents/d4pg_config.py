@@ -73,9 +73,11 @@ class D4PGConfig:
     bc_decay_updates: int = 0
     """Updates over which the regression's weight goes from ``bc_weight`` to
     ``bc_weight_final`` (needed iff ``bc_weight_final`` is set)."""
-    bc_exclude_dims: tuple[int, ...] = ()
-    """Action dimensions left out of the regression, so dQ/da alone sets them (6: the
-    stacking arm's gripper command, whose release the actors time by their demos)."""
+    bc_dim_scales: tuple[float, ...] = ()
+    """Per action dimension, a factor on the regression's weight (empty: 1 for every
+    dimension). A small factor on the stacking arm's gripper command (action 6; e.g. ``1 1 1
+    1 1 1 0.01``) leaves its release to dQ/da: the actors release at their demos' moments,
+    which the task actor cannot see, so cloning them keeps the block held."""
     bc_filter: Literal["advantage", "none", "success"] = "advantage"
     """Which samples the regression uses: "advantage" those whose target action the critic
     values above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
@@ -134,8 +136,8 @@ class D4PGConfig:
             )
         if self.bc_decay_updates and self.bc_weight_final is None:
             raise ValueError("bc_decay_updates needs bc_weight_final (the weight it decays to)")
-        if any(d < 0 for d in self.bc_exclude_dims):
-            raise ValueError(f"bc_exclude_dims must be >= 0, got {self.bc_exclude_dims}")
+        if any(not scale >= 0 for scale in self.bc_dim_scales):
+            raise ValueError(f"bc_dim_scales must be >= 0, got {self.bc_dim_scales}")
         if self.bc_filter not in ("advantage", "none", "success"):
             raise ValueError(
                 f"bc_filter must be 'advantage', 'none' or 'success', got {self.bc_filter!r}"

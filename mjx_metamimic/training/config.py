@@ -324,10 +324,10 @@ class TrainConfig:
         if learner.demo_fraction and not learner.train_task:
             problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
         for name, c in (("imitation", learner.imitation), ("task", learner.task)):
-            if any(d >= ACTION_SIZE for d in c.bc_exclude_dims):
+            if c.bc_dim_scales and len(c.bc_dim_scales) != ACTION_SIZE:
                 problems.append(
-                    f"learner.{name}.bc_exclude_dims={c.bc_exclude_dims}: the action has "
-                    f"{ACTION_SIZE} dimensions (0-{ACTION_SIZE - 1}; 6 is the gripper)"
+                    f"learner.{name}.bc_dim_scales={c.bc_dim_scales}: give one factor per "
+                    f"action dimension ({ACTION_SIZE}; the last is the gripper)"
                 )
         problems += self._distillation_problems()
         return problems
