@@ -66,10 +66,9 @@ class D4PGConfig:
     the demos'. 0 turns it off."""
     bc_weight_final: float | None = None
     """Weight the regression decays to, linearly over ``bc_decay_updates`` of this
-    learner's updates (None: ``bc_weight`` throughout). A strong regression early brings
-    the task actor to the blocks and their grasp; a weak one late leaves the finish to
-    dQ/da, where the actors' own lowering and release, timed by demos the task actor cannot
-    see, average to holding the block in the air."""
+    learner's updates (None: ``bc_weight`` throughout): a strong regression early brings
+    the task actor to the blocks and their grasp, a weak one late leaves more of the
+    finish to dQ/da (docs/results.md measures both)."""
     bc_decay_updates: int = 0
     """Updates over which the regression's weight goes from ``bc_weight`` to
     ``bc_weight_final`` (needed iff ``bc_weight_final`` is set)."""
