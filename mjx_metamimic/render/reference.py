@@ -85,9 +85,10 @@ def render_reference(
         cmd = [sys.executable, "-m", __name__, str(inputs), str(outputs)]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
+            last_line = (done.stderr.strip().splitlines() or ["no error output"])[-1]
             raise ReferenceUnavailable(
                 f"MuJoCo's renderer failed (MUJOCO_GL={env['MUJOCO_GL']}; on Linux install "
-                f"libosmesa6 or EGL): {done.stderr.strip()[-2000:]}"
+                f"libosmesa6 or EGL): {last_line[-500:]}"
             )
         with np.load(outputs) as out:
             arrays = {k: out[k] if out[k].size else None for k in out.files}
