@@ -147,6 +147,7 @@ class D4PG:
             )
         # the regression's factor per action dimension: (A,)
         self.bc_dims = jnp.asarray(config.bc_dim_scales or (1.0,) * action_dim, jnp.float32)
+        self.bc_regressed = (self.bc_dims > 0).astype(jnp.float32)  # 1 where it acts: (A,)
         self.bc_weight = (
             optax.linear_schedule(config.bc_weight, config.bc_weight_final, config.bc_decay_updates)
             if config.bc_weight_final is not None
@@ -357,7 +358,6 @@ class D4PG:
             )
             better = jnp.zeros_like(q_policy)
             squared = jnp.square(actions - bc_actions)  # (B, A)
-            regressed = (self.bc_dims > 0).astype(jnp.float32)  # (A,)
             if self.config.bc_weight:
                 better = jnp.ones_like(q_policy)
                 if self.config.bc_filter == "advantage":
@@ -369,6 +369,7 @@ class D4PG:
                 regression = better[:, None] * squared * self.bc_dims
                 loss = loss + bc_weight * regression
             # the unscaled error on the dimensions the regression acts on
+            regressed = self.bc_regressed
             per_dim = jnp.sum(squared * regressed, -1) / jnp.maximum(jnp.sum(regressed), 1.0)
             return mean(loss), (dqda, better, per_dim)
 
