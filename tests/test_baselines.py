@@ -261,6 +261,26 @@ def test_a_success_mixed_batch_gives_the_task_learner_its_share_and_the_imitatio
         assert np.isfinite(float(metrics[f"train/{name}/critic_loss"])), name
 
 
+def test_a_regression_gated_on_a_held_block_reads_it_from_the_batch_observations(mixed):
+    """``bc_held_dim_scales`` adds the env's held-block flags of the batch's observations
+    to the batch; without it the batch carries none."""
+    algo, bank, _, state, _ = mixed
+    config = algo.config
+    task = dataclasses.replace(config.learner.task, bc_held_dim_scales=(1.0,) * 6 + (0.0,))
+    gated = build(
+        dataclasses.replace(config, learner=dataclasses.replace(config.learner, task=task))
+    )
+    sample = lambda system: jax.device_get(
+        jax.jit(system.sample_learner_batch)(state.replay, bank, jax.random.PRNGKey(3))
+    )[0]
+    sampled = sample(gated)
+    np.testing.assert_array_equal(sampled.holding, gated.env.holds_block(sampled.transitions.obs))
+    assert sample(algo).holding is None
+    _, metrics = jax.jit(gated.learn)(state, bank)
+    assert 0.0 <= float(metrics["train/task/bc_held_share"].mean()) <= 1.0
+    assert np.isfinite(float(metrics["train/task/actor_loss"].mean()))
+
+
 def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(mixed):
     algo, bank, _, state, _ = mixed
     stack_at = 6  # pretend every demo stacks at step 6 and holds it

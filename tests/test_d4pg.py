@@ -422,7 +422,8 @@ def test_bc_adds_the_filtered_regression_to_the_actor_loss():
 def test_bc_weight_decays_linearly_and_scales_per_action_dimension():
     """With ``bc_weight_final`` the regression's weight goes linearly from ``bc_weight`` to it
     over ``bc_decay_updates`` and stays there; ``bc_dim_scales`` multiplies each action
-    dimension's share of the regression (0: that output follows dQ/da alone)."""
+    dimension's share of the regression (0: that output follows dQ/da alone), and
+    ``bc_held_dim_scales`` replaces it on the samples with a block held."""
     batch = random_batch(jax.random.key(6))
     batch = batch.replace(action=jnp.tile(batch.action, (1, 3)) * jnp.array([1.0, -0.5, 0.2]))
     plain = D4PG(TWIN_SCALAR_CONFIG, 3)
@@ -455,6 +456,28 @@ def test_bc_weight_decays_linearly_and_scales_per_action_dimension():
         D4PG(dataclasses.replace(regressing, bc_dim_scales=(1.0, 0.0)), 3)
     with pytest.raises(ValueError, match="bc_dim_scales must be >= 0"):
         dataclasses.replace(regressing, bc_dim_scales=(1.0, -1.0, 1.0))
+    # on samples with a block held, bc_held_dim_scales replace bc_dim_scales
+    held_scales = np.array([1.0, 1.0, 0.0])
+    gated = D4PG(
+        dataclasses.replace(
+            regressing, bc_dim_scales=tuple(scales), bc_held_dim_scales=tuple(held_scales)
+        ),
+        3,
+    )
+    holding = jnp.arange(regression.shape[0]) % 3 == 0
+    _, with_gate = gated.update(state, batch, key=jax.random.key(1), holding=holding)
+    per_sample = np.where(np.asarray(holding)[:, None], held_scales, scales)
+    np.testing.assert_allclose(
+        with_gate["actor_loss"] - without["actor_loss"],
+        2.0 * np.mean(regression * per_sample),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(with_gate["bc_held_share"], np.mean(holding), rtol=1e-6)
+    assert float(with_scales["bc_held_share"]) == 0.0
+    with pytest.raises(ValueError, match="holding"):
+        gated.update(state, batch, key=jax.random.key(1))
+    with pytest.raises(ValueError, match="bc_held_dim_scales has 2 factors"):
+        D4PG(dataclasses.replace(regressing, bc_held_dim_scales=(1.0, 0.0)), 3)
     with pytest.raises(ValueError, match="bc_decay_updates"):
         dataclasses.replace(regressing, bc_weight_final=0.0)
     with pytest.raises(ValueError, match="bc_weight_final"):

@@ -147,6 +147,8 @@ def test_held_block_is_not_rewarded(env, fns):
         _stack_sim_state(env, fns, centre=grip, fingers=env.config.gripper_open),
     )
     assert float(opened.metrics["env/stacked"]) == 1.0
+    # the observation alone tells the same (what a learner reads from its replay)
+    assert bool(env.holds_block(held.obs)) and not bool(env.holds_block(opened.obs))
     close = jnp.array([0, 0, 0, 0, 0, 0, -1.0])
     states = rollout(fns["step"], held, [close] * 4)
     assert all(float(s.reward) == 0.0 for s in states)

@@ -355,6 +355,14 @@ def test_impossible_configs_are_rejected():
                 imitation=dataclasses.replace(features_learner.imitation, bc_dim_scales=(1.0,)),
             ),
         )
+    with pytest.raises(ValueError, match="learner.task.bc_held_dim_scales=.*one factor per"):
+        dataclasses.replace(
+            tiny_config(),
+            learner=dataclasses.replace(
+                features_learner,
+                task=dataclasses.replace(features_learner.task, bc_held_dim_scales=(1.0, 0.0)),
+            ),
+        )
     with pytest.raises(ValueError, match="success_horizon must be >= 1"):
         dataclasses.replace(features_learner.task, success_horizon=0)
     with pytest.raises(ValueError, match="run.max_updates must be >= 0"):

@@ -141,13 +141,16 @@ class D4PG:
         self.atoms = jnp.asarray(
             np.linspace(config.v_min, config.v_max, config.num_atoms), jnp.float32
         )  # (K,)
-        if config.bc_dim_scales and len(config.bc_dim_scales) != action_dim:
-            raise ValueError(
-                f"bc_dim_scales has {len(config.bc_dim_scales)} factors for {action_dim} actions"
-            )
-        # the regression's factor per action dimension: (A,)
+        for name in ("bc_dim_scales", "bc_held_dim_scales"):
+            scales = getattr(config, name)
+            if scales and len(scales) != action_dim:
+                raise ValueError(f"{name} has {len(scales)} factors for {action_dim} actions")
+        # the regression's factor per action dimension, without and with a block held: (A,)
         self.bc_dims = jnp.asarray(config.bc_dim_scales or (1.0,) * action_dim, jnp.float32)
-        self.bc_regressed = (self.bc_dims > 0).astype(jnp.float32)  # 1 where it acts: (A,)
+        self.bc_held_dims = jnp.asarray(
+            config.bc_held_dim_scales or config.bc_dim_scales or (1.0,) * action_dim,
+            jnp.float32,
+        )
         self.bc_weight = (
             optax.linear_schedule(config.bc_weight, config.bc_weight_final, config.bc_decay_updates)
             if config.bc_weight_final is not None
@@ -266,6 +269,7 @@ class D4PG:
         key: jax.Array | None = None,
         reaches_reward: jax.Array | None = None,
         teacher_actions: jax.Array | None = None,
+        holding: jax.Array | None = None,
     ) -> tuple[D4PGState, dict[str, jax.Array]]:
         """One actor and critic gradient step on ``batch`` (reward stream ``config.stream``).
 
@@ -283,13 +287,16 @@ class D4PG:
                 ``bc_filter`` is "success": the samples the actor regresses onto).
             teacher_actions: (B, A) the regression's targets when ``bc_target`` is
                 "imitation" (needed then; the imitation learner's actions).
+            holding: (B,) bool, whether the gripper holds a block at each sample's step
+                (needed iff ``bc_held_dim_scales`` is set: its factors apply there).
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
             target_q_mean, return_mean, critic_grad_norm, actor_grad_norm, dqda_norm,
             bc_share: the share of samples the actor regressed onto, bc_rms: the actor's
             RMS distance (per regressed action dimension) from its targets on those,
-            bc_weight: the regression's weight at this update, aux_features_loss: the
+            bc_weight: the regression's weight at this update, bc_held_share: the share of
+            samples with a block held (with ``bc_held_dim_scales``), aux_features_loss: the
             ``FeaturePredictor``'s error; each 0 when its loss is off).
         """
         self._check_goal(goal)
@@ -301,6 +308,11 @@ class D4PG:
                 raise ValueError("bc_target='imitation' needs teacher_actions in update()")
             bc_actions = jax.lax.stop_gradient(teacher_actions)
         bc_weight = self.bc_weight(state.steps)
+        bc_dims = self.bc_dims  # (A,) or, with a block held on some samples, (B, A)
+        if self.config.bc_weight and self.config.bc_held_dim_scales:
+            if holding is None:
+                raise ValueError("bc_held_dim_scales needs holding in update()")
+            bc_dims = jnp.where(holding[:, None], self.bc_held_dims, self.bc_dims)
         stream = self.config.stream
         if self.config.episode_ends == "truncation":
             if batch.ended is None:
@@ -366,11 +378,11 @@ class D4PG:
                 elif self.config.bc_filter == "success":
                     better = reaches_reward.astype(jnp.float32)
                 # per sample and action dimension, as the DPG loss is: (B, A)
-                regression = better[:, None] * squared * self.bc_dims
+                regression = better[:, None] * squared * bc_dims
                 loss = loss + bc_weight * regression
             # the unscaled error on the dimensions the regression acts on
-            regressed = self.bc_regressed
-            per_dim = jnp.sum(squared * regressed, -1) / jnp.maximum(jnp.sum(regressed), 1.0)
+            regressed = (bc_dims > 0).astype(jnp.float32)
+            per_dim = jnp.sum(squared * regressed, -1) / jnp.maximum(jnp.sum(regressed, -1), 1.0)
             return mean(loss), (dqda, better, per_dim)
 
         (actor_loss, (dqda, better, squared_error)), actor_grads = jax.value_and_grad(
@@ -407,6 +419,7 @@ class D4PG:
                 "bc_share": mean(better),
                 "bc_squared_error": mean(better * squared_error),
                 "bc_weight": bc_weight,
+                "bc_held_share": mean(holding) if bc_dims.ndim == 2 else jnp.zeros(()),
                 "aux_features_loss": aux_loss,
             }
         )

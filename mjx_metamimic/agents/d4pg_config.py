@@ -77,6 +77,12 @@ class D4PGConfig:
     dimension). A small factor on the stacking arm's gripper command (action 6; e.g. ``1 1 1
     1 1 1 0.01``) leaves its release to dQ/da: the actors release at their demos' moments,
     which the task actor cannot see, so cloning them keeps the block held."""
+    bc_held_dim_scales: tuple[float, ...] = ()
+    """Per action dimension, the factor that replaces ``bc_dim_scales`` on samples where
+    the gripper holds a block (empty: ``bc_dim_scales`` on every sample). ``1 1 1 1 1 1
+    0`` clones the approach and the grasp, gripper included, and leaves the gripper to
+    dQ/da once a block is held: the actors' release comes at their demos' moments, which
+    the task actor cannot see, so cloning it there keeps the block held."""
     bc_filter: Literal["advantage", "none", "success"] = "advantage"
     """Which samples the regression uses: "advantage" those whose target action the critic
     values above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
@@ -135,8 +141,9 @@ class D4PGConfig:
             )
         if self.bc_decay_updates and self.bc_weight_final is None:
             raise ValueError("bc_decay_updates needs bc_weight_final (the weight it decays to)")
-        if any(not scale >= 0 for scale in self.bc_dim_scales):
-            raise ValueError(f"bc_dim_scales must be >= 0, got {self.bc_dim_scales}")
+        for name in ("bc_dim_scales", "bc_held_dim_scales"):
+            if any(not scale >= 0 for scale in getattr(self, name)):
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.bc_filter not in ("advantage", "none", "success"):
             raise ValueError(
                 f"bc_filter must be 'advantage', 'none' or 'success', got {self.bc_filter!r}"

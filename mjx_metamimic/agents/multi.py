@@ -29,6 +29,8 @@ class LearnerBatch:
             n-step return (``D4PGConfig.n_step``); learners not named use ``transitions``.
         reaches_reward: name -> (B,) bool, whether each sample's episode goes on to a
             positive reward of that learner's stream (``D4PGConfig.bc_filter="success"``).
+        holding: (B,) bool, whether the gripper holds a block at each sample's step (for
+            learners with ``D4PGConfig.bc_held_dim_scales``; None when none has them).
         rows: (name, start, stop) of learners that read only rows [start, stop) of the
             batch (e.g. a task learner's success-mixed rows the imitation learner skips);
             learners not named read every row.
@@ -40,6 +42,7 @@ class LearnerBatch:
     weights: dict | None = None
     own_transitions: dict | None = None
     reaches_reward: dict | None = None
+    holding: jax.Array | None = None
     rows: tuple = flax.struct.field(pytree_node=False, default=())
 
     def for_learner(self, name: str) -> "LearnerBatch":
@@ -105,6 +108,7 @@ class MultiD4PG:
                 learner_key,
                 (rows.reaches_reward or {}).get(name),
                 self._teacher_actions(states, rows, learner.config),
+                rows.holding,
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})
         return new_states, metrics

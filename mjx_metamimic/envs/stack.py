@@ -408,6 +408,21 @@ class StackEnv(Env):
         command = (gap - FINGER_CLOSED_GAP) / self.config.gripper_open - 1.0
         return jnp.where(on_block, -1.0, jnp.clip(command, -1.0, 1.0))
 
+    def _held(self, grip_to_blocks: jax.Array, finger_gap: jax.Array) -> jax.Array:
+        """Whether each block is held: (..., 2, 3) grip-to-block vectors and (...) finger
+        gaps -> (..., 2) bool."""
+        near = jnp.linalg.norm(grip_to_blocks, axis=-1) < self.config.held_distance
+        fingers_on_block = finger_gap < 2 * self.ids.block_half_size + FINGERS_ON_BLOCK_SLACK
+        return near & fingers_on_block[..., None]
+
+    def holds_block(self, obs: dict[str, jax.Array]) -> jax.Array:
+        """Whether the gripper holds a block, read from observations' ``features`` and
+        ``proprio`` (leading axes ...): (...) bool, the ``env/grasped`` metric's predicate."""
+        grip_to_blocks = obs["features"][..., FEATURES_PARTS["grip_to_blocks"]]
+        grip_to_blocks = grip_to_blocks.reshape(grip_to_blocks.shape[:-1] + (2, 3))
+        gap = obs["proprio"][..., PROPRIO_PARTS["finger_gap"]][..., 0]
+        return jnp.any(self._held(grip_to_blocks, gap), axis=-1)
+
     def finger_gap(self, data: mjx.Data) -> jax.Array:
         """Distance (m) between the inner faces of the two fingers."""
         return jnp.sum(data.qpos[self.ids.finger_qpos]) + FINGER_CLOSED_GAP
@@ -450,8 +465,7 @@ class StackEnv(Env):
         edge = 2 * ids.block_half_size
 
         grip_dist = jnp.linalg.norm(pos - grip, axis=-1)  # (2,)
-        fingers_on_block = self.finger_gap(data) < edge + FINGERS_ON_BLOCK_SLACK
-        held = (grip_dist < cfg.held_distance) & fingers_on_block  # (2,)
+        held = self._held(pos - grip, self.finger_gap(data))  # (2,)
         at_rest = (jnp.linalg.norm(vel[:, :3], axis=-1) < cfg.rest_linear_velocity) & (
             jnp.linalg.norm(vel[:, 3:], axis=-1) < cfg.rest_angular_velocity
         )

@@ -324,11 +324,13 @@ class TrainConfig:
         if learner.demo_fraction and not learner.train_task:
             problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
         for name, c in (("imitation", learner.imitation), ("task", learner.task)):
-            if c.bc_dim_scales and len(c.bc_dim_scales) != ACTION_SIZE:
-                problems.append(
-                    f"learner.{name}.bc_dim_scales={c.bc_dim_scales}: give one factor per "
-                    f"action dimension ({ACTION_SIZE}; the last is the gripper)"
-                )
+            for field in ("bc_dim_scales", "bc_held_dim_scales"):
+                scales = getattr(c, field)
+                if scales and len(scales) != ACTION_SIZE:
+                    problems.append(
+                        f"learner.{name}.{field}={scales}: give one factor per "
+                        f"action dimension ({ACTION_SIZE}; the last is the gripper)"
+                    )
         problems += self._distillation_problems()
         return problems
 
@@ -399,11 +401,14 @@ class TrainConfig:
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """Observation parts the learners read: pixels + proprio (+ features for critics
-        that read them or an auxiliary loss that predicts them), or proprio + features."""
+        that read them, an auxiliary loss that predicts them or a regression gated on a
+        block being held), or proprio + features."""
         network = self.learner.network
         if network.inputs == "pixels":
-            aux = any(c.aux_features_weight for c in self.learner_configs().values())
-            reads_features = network.critic_inputs == "features" or aux
+            configs = self.learner_configs().values()
+            aux = any(c.aux_features_weight for c in configs)
+            held = any(c.bc_weight and c.bc_held_dim_scales for c in configs)
+            reads_features = network.critic_inputs == "features" or aux or held
             return ("pixels", "proprio") + (("features",) * reads_features)
         return ("proprio", "features")
 

@@ -268,11 +268,17 @@ class MetaMimic:
             for name, n in self.own_n_steps.items()
             if n != cfg.replay.n_step
         }
+        holding = None
+        if any(c.bc_weight and c.bc_held_dim_scales for c in cfg.learner_configs().values()):
+            holding = self.env.holds_block(transitions.obs)
         batch_size = cfg.learner.batch_size
         rows = (("task", 0, batch_size), ("imitation", mixed, mixed + batch_size)) if mixed else ()
         if not self.trains_imitation:
             batch = LearnerBatch(
-                transitions, own_transitions=own or None, reaches_reward=reaches or None
+                transitions,
+                own_transitions=own or None,
+                reaches_reward=reaches or None,
+                holding=holding,
             )
             return batch, key_learners
         extras, next_extras = transitions.extras, transitions.next_extras
@@ -283,6 +289,7 @@ class MetaMimic:
             weights={"imitation": extras["imitation_weight"]} if self.weighted else None,
             own_transitions=own or None,
             reaches_reward=reaches or None,
+            holding=holding,
             rows=rows,
         )
         return batch, key_learners
