@@ -262,21 +262,23 @@ def test_a_success_mixed_batch_gives_the_task_learner_its_share_and_the_imitatio
 
 
 def test_a_regression_gated_on_a_held_block_reads_it_from_the_batch_observations(mixed):
-    """``bc_held_dim_scales`` adds the env's held-block flags of the batch's observations
-    to the batch; without it the batch carries none."""
+    """``bc_held_dim_scales`` (the features config's task setting) adds the env's
+    held-block flags of the batch's observations to the batch; without it the batch
+    carries none."""
     algo, bank, _, state, _ = mixed
     config = algo.config
-    task = dataclasses.replace(config.learner.task, bc_held_dim_scales=(1.0,) * 6 + (0.0,))
-    gated = build(
+    assert config.learner.task.bc_held_dim_scales == (1.0,) * 6 + (0.0,)
+    task = dataclasses.replace(config.learner.task, bc_held_dim_scales=())
+    ungated = build(
         dataclasses.replace(config, learner=dataclasses.replace(config.learner, task=task))
     )
     sample = lambda system: jax.device_get(
         jax.jit(system.sample_learner_batch)(state.replay, bank, jax.random.PRNGKey(3))
     )[0]
-    sampled = sample(gated)
-    np.testing.assert_array_equal(sampled.holding, gated.env.holds_block(sampled.transitions.obs))
-    assert sample(algo).holding is None
-    _, metrics = jax.jit(gated.learn)(state, bank)
+    sampled = sample(algo)
+    np.testing.assert_array_equal(sampled.holding, algo.env.holds_block(sampled.transitions.obs))
+    assert sample(ungated).holding is None
+    _, metrics = jax.jit(algo.learn)(state, bank)
     assert 0.0 <= float(metrics["train/task/bc_held_share"].mean()) <= 1.0
     assert np.isfinite(float(metrics["train/task/actor_loss"].mean()))
 

@@ -67,6 +67,7 @@ def tiny_config(**changes) -> TrainConfig:
             batch_size=16,
             updates_per_chunk=2,
             train_task=True,  # both learners, whatever the shipped config trains
+            success_fraction=0.0,  # uniform batches: tests that mix turn it on
             network=dataclasses.replace(
                 base.learner.network, torso_hidden=(32,), head_hidden=(32,)
             ),

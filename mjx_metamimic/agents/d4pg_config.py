@@ -74,9 +74,9 @@ class D4PGConfig:
     ``bc_weight_final`` (needed iff ``bc_weight_final`` is set)."""
     bc_dim_scales: tuple[float, ...] = ()
     """Per action dimension, a factor on the regression's weight (empty: 1 for every
-    dimension). A small factor on the stacking arm's gripper command (action 6; e.g. ``1 1 1
-    1 1 1 0.01``) leaves its release to dQ/da: the actors release at their demos' moments,
-    which the task actor cannot see, so cloning them keeps the block held."""
+    dimension). A factor of 0 leaves that output to dQ/da alone; on the gripper command
+    (action 6) that costs the grasp, so ``bc_held_dim_scales`` does it only once a block
+    is held (docs/results.md measures both)."""
     bc_held_dim_scales: tuple[float, ...] = ()
     """Per action dimension, the factor that replaces ``bc_dim_scales`` on samples where
     the gripper holds a block (empty: ``bc_dim_scales`` on every sample). ``1 1 1 1 1 1

@@ -385,7 +385,10 @@ class TrainConfig:
 
     @property
     def success_batch_size(self) -> int:
-        """Replay transitions per batch drawn from episodes going on to the task reward."""
+        """Replay transitions per batch drawn from episodes going on to the task reward
+        (for the task learner: 0 without one)."""
+        if not self.learner.train_task:
+            return 0
         return round(
             self.learner.success_fraction * (self.learner.batch_size - self.demo_batch_size)
         )
