@@ -309,7 +309,7 @@ class D4PG:
             bc_actions = jax.lax.stop_gradient(teacher_actions)
         bc_weight = self.bc_weight(state.steps)
         bc_dims = self.bc_dims  # (A,) or, with a block held on some samples, (B, A)
-        if self.config.bc_weight and self.config.bc_held_dim_scales:
+        if self.config.regresses_by_held:
             if holding is None:
                 raise ValueError("bc_held_dim_scales needs holding in update()")
             bc_dims = jnp.where(holding[:, None], self.bc_held_dims, self.bc_dims)
@@ -419,7 +419,7 @@ class D4PG:
                 "bc_share": mean(better),
                 "bc_squared_error": mean(better * squared_error),
                 "bc_weight": bc_weight,
-                "bc_held_share": mean(holding) if bc_dims.ndim == 2 else jnp.zeros(()),
+                "bc_held_share": mean(holding) if self.config.regresses_by_held else jnp.zeros(()),
                 "aux_features_loss": aux_loss,
             }
         )

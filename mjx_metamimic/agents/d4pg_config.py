@@ -110,6 +110,11 @@ class D4PGConfig:
     encode where the blocks are (as UNREAL's auxiliary tasks, Jaderberg et al. 2017). The
     features are targets only: the policy still acts from pixels and proprio. 0: off."""
 
+    @property
+    def regresses_by_held(self) -> bool:
+        """Whether this learner's regression needs each sample's held-block flag."""
+        return bool(self.bc_weight and self.bc_held_dim_scales)
+
     def __post_init__(self):
         if self.aux_features_weight < 0:
             raise ValueError(f"aux_features_weight must be >= 0, got {self.aux_features_weight}")

@@ -404,7 +404,7 @@ class StackEnv(Env):
         up to a block's width plus ``FINGERS_ON_BLOCK_SLACK`` (fingers on a block, or
         closing), else the command whose finger target (per finger
         ``(a + 1) / 2 * gripper_open``) gives that gap."""
-        on_block = gap < 2 * self.ids.block_half_size + FINGERS_ON_BLOCK_SLACK
+        on_block = self._fingers_on_block(gap)
         command = (gap - FINGER_CLOSED_GAP) / self.config.gripper_open - 1.0
         return jnp.where(on_block, -1.0, jnp.clip(command, -1.0, 1.0))
 
@@ -412,8 +412,12 @@ class StackEnv(Env):
         """Whether each block is held: (..., 2, 3) grip-to-block vectors and (...) finger
         gaps -> (..., 2) bool."""
         near = jnp.linalg.norm(grip_to_blocks, axis=-1) < self.config.held_distance
-        fingers_on_block = finger_gap < 2 * self.ids.block_half_size + FINGERS_ON_BLOCK_SLACK
-        return near & fingers_on_block[..., None]
+        return near & self._fingers_on_block(finger_gap)[..., None]
+
+    def _fingers_on_block(self, gap: jax.Array) -> jax.Array:
+        """Whether a finger gap (m) is at most a block's width plus the slack: fingers on
+        a block (or shut)."""
+        return gap < 2 * self.ids.block_half_size + FINGERS_ON_BLOCK_SLACK
 
     def holds_block(self, obs: dict[str, jax.Array]) -> jax.Array:
         """Whether the gripper holds a block, read from observations' ``features`` and

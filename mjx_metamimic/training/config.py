@@ -410,7 +410,7 @@ class TrainConfig:
         if network.inputs == "pixels":
             configs = self.learner_configs().values()
             aux = any(c.aux_features_weight for c in configs)
-            held = any(c.bc_weight and c.bc_held_dim_scales for c in configs)
+            held = any(c.regresses_by_held for c in configs)
             reads_features = network.critic_inputs == "features" or aux or held
             return ("pixels", "proprio") + (("features",) * reads_features)
         return ("proprio", "features")

@@ -269,7 +269,7 @@ class MetaMimic:
             if n != cfg.replay.n_step
         }
         holding = None
-        if any(c.bc_weight and c.bc_held_dim_scales for c in cfg.learner_configs().values()):
+        if any(c.regresses_by_held for c in cfg.learner_configs().values()):
             holding = self.env.holds_block(transitions.obs)
         batch_size = cfg.learner.batch_size
         rows = (("task", 0, batch_size), ("imitation", mixed, mixed + batch_size)) if mixed else ()
