@@ -26,15 +26,15 @@ def test_features_config_sees_no_pixels_and_pixel_configs_no_features():
 
 
 def test_success_mixing_is_for_the_task_learner_only():
-    """The features config ships its task learner's mixing share; without the task learner
-    no batch rows are drawn for it."""
+    """The features config trains both learners and mixes half of the task learner's rows;
+    without the task learner no batch rows are drawn for it."""
     features = configs.load(TrainConfig, "features")
-    assert features.learner.success_fraction == 0.5 and not features.learner.train_task
-    assert features.success_batch_size == 0
-    with_task = dataclasses.replace(
-        features, learner=dataclasses.replace(features.learner, train_task=True)
+    assert features.learner.success_fraction == 0.5 and features.learner.train_task
+    assert features.success_batch_size == 128  # half of batch 256
+    imitation_only = dataclasses.replace(
+        features, learner=dataclasses.replace(features.learner, train_task=False)
     )
-    assert with_task.success_batch_size == 128  # half of batch 256
+    assert imitation_only.success_batch_size == 0
 
 
 def test_unknown_key_names_file_and_key(tmp_path):
