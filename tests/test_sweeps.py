@@ -33,6 +33,19 @@ def test_every_shipped_spec_resolves_at_every_scale():
                 assert cell.config.run.max_updates or cell.config.run.max_env_steps < 10**7
 
 
+def test_a_spec_wide_set_reaches_every_scale_and_a_scale_set_overrides_it(tmp_path: Path):
+    for scale in sweeps.SCALES:  # fig5 is imitation-only on the two-learner features base
+        assert not any(c.config.learner.train_task for c in sweeps.load_sweep("fig5", scale).cells)
+    spec = tmp_path / "wide.toml"
+    body = 'base = "features"\n[set]\n"actors.num_envs" = 8\n"learner.train_task" = false\n'
+    body += '[[axis]]\nname = "x"\n"learner.batch_size" = [16, 32]\n'
+    body += '[scale.smoke]\nmax_updates = 4\nset = { "actors.num_envs" = 4 }\n'
+    spec.write_text(body)
+    cells = sweeps.load_sweep(str(spec), "smoke").cells
+    assert [c.config.actors.num_envs for c in cells] == [4, 4]
+    assert not any(c.config.learner.train_task for c in cells)
+
+
 def test_spec_errors_name_the_problem(tmp_path: Path):
     spec = tmp_path / "bad.toml"
     body = '[[axis]]\nname = "x"\n"learner.no_such_field" = [1, 2]\n'

@@ -8,6 +8,9 @@ A spec is a TOML file in ``train/experiments/`` (or any path)::
     metric = "eval/agent/reward"      # the headline metric (an eval.json name)
     curve = "train/actor/imitation_reward"  # learning curves (metrics.csv or eval.csv)
 
+    [set]                             # overrides of every cell at every scale
+    "learner.train_task" = false
+
     [[axis]]                          # cells are the product of the axes
     name = "torso"
     "learner.network.torso" = ["tiny", "small"]
@@ -23,7 +26,7 @@ A spec is a TOML file in ``train/experiments/`` (or any path)::
     vmap_seeds = true                 # a cell's seeds in one vmapped program (else one by one)
     max_updates = 40                  # the budget: max_updates and/or max_env_steps
     max_minutes = 5.0                 # a safety cap only
-    set = { "actors.num_envs" = 4 }   # overrides of every cell at this scale
+    set = { "actors.num_envs" = 4 }   # overrides of every cell at this scale (after [set])
     axis = { torso = { "learner.network.torso" = ["tiny"] } }  # an axis's values here
 
 Field names are the config's dotted names, as on the command line (``--learner.batch-size``
@@ -43,7 +46,7 @@ from mjx_metamimic.training.config import TrainConfig
 SCALES = ("smoke", "cpu", "gpu")
 CHARTS = ("bars", "lines", "curves")
 _SCALE_KEYS = {"seeds", "vmap_seeds", "max_updates", "max_env_steps", "max_minutes", "set", "axis"}
-_SPEC_KEYS = {"description", "base", "chart", "metric", "curve", "axis", "scale"}
+_SPEC_KEYS = {"description", "base", "chart", "metric", "curve", "set", "axis", "scale"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +188,9 @@ def load_sweep(name: str, scale: str, seeds: int | None = None) -> Sweep:
         raise ConfigError(f"{where} [scale.{scale}]: give a budget (max_updates, max_env_steps)")
     budget = {k: at[k] for k in ("max_updates", "max_env_steps", "max_minutes") if k in at}
     base = configs.load(TrainConfig, spec.get("base", "cpu"))
-    common = nested({**at.get("set", {}), **{f"run.{k}": v for k, v in budget.items()}})
+    common = nested(
+        {**spec.get("set", {}), **at.get("set", {}), **{f"run.{k}": v for k, v in budget.items()}}
+    )
     cells = []
     for points in itertools.product(*(range(len(a.labels)) for a in axes)):
         labels = {a.name: a.labels[i] for a, i in zip(axes, points, strict=True)}
