@@ -91,7 +91,8 @@ def imitation_episode(algo: MetaMimic, policy, params, bank: DemoBank, demo_idx,
 def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=None):
     """The task policy from ``state`` (None: a fresh random layout) for ``num_steps``
     steps: success, the first step of a stack, and how far it got short of one (the
-    closest its gripper came to a block, m; whether it ever held one)."""
+    closest its gripper came to a block, m; whether it ever held one; whether it ever
+    lifted one by a block's height, as high as a stack needs)."""
     env = algo.env
     key_reset, key = jax.random.split(key)
     if state is None:
@@ -107,9 +108,10 @@ def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=Non
             state.reward,
             state.metrics["env/reach_dist"],
             state.metrics["env/grasped"],
+            state.metrics["env/lift"],
         )
 
-    _, (rewards, reach, grasped) = jax.lax.scan(step, (state, key), None, length=num_steps)
+    _, (rewards, reach, grasped, lift) = jax.lax.scan(step, (state, key), None, length=num_steps)
     success = jnp.max(rewards)
     first = jnp.where(success > 0, jnp.argmax(rewards > 0) + 1, num_steps)
     return {
@@ -117,6 +119,7 @@ def task_episode(algo: MetaMimic, policy, params, key, num_steps: int, state=Non
         "steps_to_stack": first.astype(jnp.float32),
         "closest_reach": jnp.min(reach),
         "grasped": jnp.max(grasped),
+        "lifted": (jnp.max(lift) >= 2 * env.ids.block_half_size).astype(jnp.float32),
     }
 
 
@@ -141,7 +144,8 @@ def first_stack(bank: DemoBank) -> np.ndarray:
 
 def task_summary(task: dict, suffix: str) -> dict[str, float]:
     """Task episodes' success rate, mean steps to stack of the successes (NaN if none),
-    mean closest gripper-to-block distance (m) and share of episodes that held a block."""
+    mean closest gripper-to-block distance (m) and shares of episodes that held a block
+    and that lifted one by a block's height (reach -> grasp -> lift -> stack)."""
     solved = task["success"] > 0
     steps = float(np.mean(task["steps_to_stack"][solved])) if solved.any() else float("nan")
     return {
@@ -149,6 +153,7 @@ def task_summary(task: dict, suffix: str) -> dict[str, float]:
         f"task_steps_to_stack{suffix}": steps,
         f"task_closest_reach{suffix}": float(np.mean(task["closest_reach"])),
         f"task_grasped{suffix}": float(np.mean(task["grasped"])),
+        f"task_lifted{suffix}": float(np.mean(task["lifted"])),
     }
 
 
