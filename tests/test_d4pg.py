@@ -404,6 +404,19 @@ def test_bc_adds_the_filtered_regression_to_the_actor_loss():
     assert float(without["bc_rms"]) == 0.0
     with pytest.raises(ValueError, match="reaches_reward"):
         success.update(state, batch, key=jax.random.key(1))
+    # both filters: the successes whose action the critic values above the actor's
+    both = D4PG(dataclasses.replace(success_config, bc_filter="success_advantage"), 3)
+    _, both_filtered = both.update(state, batch, key=jax.random.key(1), reaches_reward=reaches)
+    kept = labelled * better
+    assert 0 < kept.sum() < min(labelled.sum(), better.sum())
+    np.testing.assert_allclose(
+        both_filtered["actor_loss"] - without["actor_loss"],
+        weight * np.mean(kept[:, None] * regression),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(both_filtered["bc_share"], kept.mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match="reaches_reward"):
+        both.update(state, batch, key=jax.random.key(1))
     teacher = D4PG(dataclasses.replace(unfiltered_config, bc_target="imitation"), 3)
     targets = -0.5 * batch.action  # given teacher actions replace the replay's as targets
     _, distilled = teacher.update(state, batch, key=jax.random.key(1), teacher_actions=targets)

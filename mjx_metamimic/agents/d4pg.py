@@ -284,7 +284,8 @@ class D4PG:
                 (needed iff ``target_noise_std`` > 0 or ``random_shift`` > 0).
             reaches_reward: (B,) bool, whether each sample's episode reaches a positive
                 reward of this stream within ``success_horizon`` steps (needed iff
-                ``bc_filter`` is "success": the samples the actor regresses onto).
+                ``bc_filter`` is "success" or "success_advantage": the samples the actor
+                may regress onto).
             teacher_actions: (B, A) the regression's targets when ``bc_target`` is
                 "imitation" (needed then; the imitation learner's actions).
             holding: (B,) bool, whether the gripper holds a block at each sample's step
@@ -300,8 +301,10 @@ class D4PG:
             ``FeaturePredictor``'s error; each 0 when its loss is off).
         """
         self._check_goal(goal)
-        if self.config.bc_weight and self.config.bc_filter == "success" and reaches_reward is None:
-            raise ValueError("bc_filter='success' needs reaches_reward in update()")
+        if self.config.regresses_by_success and reaches_reward is None:
+            raise ValueError(
+                f"bc_filter={self.config.bc_filter!r} needs reaches_reward in update()"
+            )
         bc_actions = batch.action
         if self.config.bc_weight and self.config.bc_target == "imitation":
             if teacher_actions is None:
@@ -372,11 +375,11 @@ class D4PG:
             squared = jnp.square(actions - bc_actions)  # (B, A)
             if self.config.bc_weight:
                 better = jnp.ones_like(q_policy)
-                if self.config.bc_filter == "advantage":
+                if self.config.bc_filter in ("advantage", "success_advantage"):
                     q_data = q_of(bc_actions)
                     better = jax.lax.stop_gradient((q_data > q_policy).astype(jnp.float32))
-                elif self.config.bc_filter == "success":
-                    better = reaches_reward.astype(jnp.float32)
+                if self.config.regresses_by_success:
+                    better = better * reaches_reward.astype(jnp.float32)
                 # per sample and action dimension, as the DPG loss is: (B, A)
                 regression = better[:, None] * squared * bc_dims
                 loss = loss + bc_weight * regression

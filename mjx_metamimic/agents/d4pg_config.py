@@ -83,12 +83,15 @@ class D4PGConfig:
     0`` clones the approach and the grasp, gripper included, and leaves the gripper to
     dQ/da once a block is held: the actors' release comes at their demos' moments, which
     the task actor cannot see, so cloning it there keeps the block held."""
-    bc_filter: Literal["advantage", "none", "success"] = "advantage"
+    bc_filter: Literal["advantage", "none", "success", "success_advantage"] = "advantage"
     """Which samples the regression uses: "advantage" those whose target action the critic
     values above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
     (TD3+BC, Fujimoto & Gu 2021), "success" those whose episode reaches a positive reward
     of this learner's stream within ``success_horizon`` steps (a hindsight label read from
-    the replay: filtered behaviour cloning of the actors' own successful episodes)."""
+    the replay: filtered behaviour cloning of the actors' own successful episodes),
+    "success_advantage" those that pass both filters (among the successes, the actions the
+    critic prefers to the actor's: where a still arm and a moving one both led to a stack,
+    the one it values higher)."""
     success_horizon: int = 200
     """Steps ahead the "success" filter looks for the reward (200: a whole demo)."""
     bc_target: Literal["replay", "imitation"] = "replay"
@@ -109,6 +112,11 @@ class D4PGConfig:
     (block and grip positions), standardised, from the embedding, so the conv torso must
     encode where the blocks are (as UNREAL's auxiliary tasks, Jaderberg et al. 2017). The
     features are targets only: the policy still acts from pixels and proprio. 0: off."""
+
+    @property
+    def regresses_by_success(self) -> bool:
+        """Whether this learner's regression needs each sample's hindsight success label."""
+        return bool(self.bc_weight) and self.bc_filter in ("success", "success_advantage")
 
     @property
     def regresses_by_held(self) -> bool:
@@ -149,9 +157,10 @@ class D4PGConfig:
         for name in ("bc_dim_scales", "bc_held_dim_scales"):
             if any(not scale >= 0 for scale in getattr(self, name)):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.bc_filter not in ("advantage", "none", "success"):
+        if self.bc_filter not in ("advantage", "none", "success", "success_advantage"):
             raise ValueError(
-                f"bc_filter must be 'advantage', 'none' or 'success', got {self.bc_filter!r}"
+                "bc_filter must be 'advantage', 'none', 'success' or 'success_advantage', "
+                f"got {self.bc_filter!r}"
             )
         if self.bc_target not in ("replay", "imitation"):
             raise ValueError(f"bc_target must be 'replay' or 'imitation', got {self.bc_target!r}")

@@ -28,7 +28,7 @@ class LearnerBatch:
         own_transitions: name -> the same samples' transitions with that learner's own
             n-step return (``D4PGConfig.n_step``); learners not named use ``transitions``.
         reaches_reward: name -> (B,) bool, whether each sample's episode goes on to a
-            positive reward of that learner's stream (``D4PGConfig.bc_filter="success"``).
+            positive reward of that learner's stream (``D4PGConfig.regresses_by_success``).
         holding: (B,) bool, whether the gripper holds a block at each sample's step (for
             learners with ``D4PGConfig.bc_held_dim_scales``; None when none has them).
         rows: (name, start, stop) of learners that read only rows [start, stop) of the

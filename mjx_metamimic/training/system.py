@@ -253,9 +253,7 @@ class MetaMimic:
             return jnp.concatenate([agent[:num_task], demos, agent[num_task:]])
 
         reaches = {
-            name: labels(c)
-            for name, c in cfg.learner_configs().items()
-            if c.bc_weight and c.bc_filter == "success"
+            name: labels(c) for name, c in cfg.learner_configs().items() if c.regresses_by_success
         }
 
         def transitions_for(n_step: int):
