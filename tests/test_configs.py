@@ -61,6 +61,9 @@ def test_impossible_values_are_config_errors(tmp_path):
     path.write_text("[learner.imitation.network]\ntorso = 'tiny'\n")
     with pytest.raises(configs.ConfigError, match=r"learner\.imitation\.network is not used"):
         configs.load(TrainConfig, str(path))
+    path.write_text("[run]\neval_task_episodes = 0\n")
+    with pytest.raises(configs.ConfigError, match=r"run\.eval_task_episodes=0 must be >= 1"):
+        configs.load(TrainConfig, str(path))
 
 
 def test_run_config_round_trips_through_json(tmp_path):

@@ -139,7 +139,7 @@ class Trainer:
             self.chunk = jax.jit(
                 jax.vmap(chunk, (0, None)) if self.vmapped else chunk, donate_argnums=0
             )
-        self.evaluator = Evaluator(self.algo)
+        self.evaluator = Evaluator(self.algo, config.run.eval_task_episodes)
         video = config.run.video_demos > 0 and self.algo.trains_imitation
         # Built now, so that a bad video size fails before training, not after it.
         self.video = ImitationVideo(self.algo, config.run.video_size) if video else None
