@@ -25,6 +25,9 @@ SUMMARY_METRICS = (
     "eval/agent/joint_error",
     "eval/agent/ended_stacked",
     "eval/agent/task_success",
+    "eval/agent/task_grasped",
+    "eval/agent/task_lifted",
+    "eval/agent/task_steps_to_stack",
     "eval_train/agent/reward",
 )
 
