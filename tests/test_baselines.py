@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from test_loop import tiny_config
 
+from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.agents import D4PG, D4PGConfig
 from mjx_metamimic.demos import DemoBank
+from mjx_metamimic.envs.stack import PROPRIO_PARTS
 from mjx_metamimic.networks import NetworkConfig
 from mjx_metamimic.replay import NStepBatch
 from mjx_metamimic.training import build, gripper_diagnostics, task_diagnostics
@@ -281,6 +283,43 @@ def test_a_regression_gated_on_a_held_block_reads_it_from_the_batch_observations
     _, metrics = jax.jit(algo.learn)(state, bank)
     assert 0.0 <= float(metrics["train/task/bc_held_share"].mean()) <= 1.0
     assert np.isfinite(float(metrics["train/task/actor_loss"].mean()))
+
+
+def test_a_regression_scaled_in_demo_pauses_reads_them_from_the_bank(mixed):
+    """``demo_lib.paused`` flags the demo steps whose controller setpoint does not change;
+    ``bc_pause_dim_scales`` adds those flags to the batch for the imitation actors' rows
+    (task actors' and demos' rows follow no actor's demo: never flagged)."""
+    algo, bank, _, state, _ = mixed
+    setpoint = PROPRIO_PARTS["setpoint"]
+    proprio = np.array(bank.proprio)
+    steps = np.arange(proprio.shape[1])
+    still = np.broadcast_to((steps >= 3) & (steps < 6), proprio.shape[:2])
+    ramp = 0.01 * np.where(steps < 3, steps, np.maximum(steps - 3, 3))
+    proprio[:, :, setpoint] = ramp[None, :, None]  # moves 0.01 a step but for steps 3 to 6
+    bank = bank.replace(proprio=jnp.asarray(proprio))
+    idx, t = np.meshgrid(np.arange(bank.num_demos), np.arange(bank.proprio.shape[1]))
+    last = np.asarray(bank.lengths)[:, None] - 1
+    expected = still | (steps[None] >= last)  # a demo's last step is clipped onto itself
+    np.testing.assert_array_equal(demo_lib.paused(bank, idx, t).T, expected)
+    config = algo.config
+    task = dataclasses.replace(config.learner.task, bc_pause_dim_scales=(0.0,) * 6 + (1.0,))
+    pausing = build(
+        dataclasses.replace(config, learner=dataclasses.replace(config.learner, task=task))
+    )
+    sampled = jax.device_get(
+        jax.jit(pausing.sample_learner_batch)(state.replay, bank, jax.random.PRNGKey(3))
+    )[0]
+    extras = sampled.transitions.extras
+    np.testing.assert_array_equal(
+        sampled.pausing,
+        demo_lib.paused(bank, extras["demo_idx"], extras["t"]) & (extras["imitation_weight"] > 0),
+    )
+    assert sampled.pausing.any() and not sampled.pausing[extras["imitation_weight"] == 0].any()
+    _, metrics = jax.jit(pausing.learn)(state, bank)
+    assert 0.0 < float(metrics["train/task/bc_pause_share"].mean()) < 1.0
+    no_imitation = dataclasses.replace(config.learner, task=task, train_imitation=False)
+    with pytest.raises(ValueError, match="bc_pause_dim_scales .* needs learner.train_imitation"):
+        dataclasses.replace(config, learner=no_imitation)
 
 
 def test_task_diagnostics_measure_backoff_starts_and_the_critic_against_returns(mixed):

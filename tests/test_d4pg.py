@@ -32,8 +32,14 @@ from mjx_metamimic.training.trainer import write_totals
 GAMMA = 0.9
 SMALL_MLP = NetworkConfig(inputs="features", torso_hidden=(64,), head_hidden=(64, 64))
 PROBE_CONFIG = D4PGConfig(
-    stream=probes.STREAM, network=SMALL_MLP, num_atoms=101, v_min=-2.0, v_max=8.0,
-    actor_lr=1e-3, critic_lr=1e-3, target_tau=0.01,
+    stream=probes.STREAM,
+    network=SMALL_MLP,
+    num_atoms=101,
+    v_min=-2.0,
+    v_max=8.0,
+    actor_lr=1e-3,
+    critic_lr=1e-3,
+    target_tau=0.01,
 )
 # TD3's critic options on the same probes: twin scalar critics (clipped double Q).
 TWIN_SCALAR_CONFIG = dataclasses.replace(PROBE_CONFIG, critic="scalar", num_critics=2)
@@ -126,8 +132,12 @@ def test_target_noise_changes_the_target_and_needs_a_key():
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"critic": "quantile"}, "critic must be"), ({"num_critics": 0}, "num_critics"),
-     ({"target_noise_std": -0.1}, "target_noise_std"), ({"v_max": -3.0}, "v_max > v_min")],
+    [
+        ({"critic": "quantile"}, "critic must be"),
+        ({"num_critics": 0}, "num_critics"),
+        ({"target_noise_std": -0.1}, "target_noise_std"),
+        ({"v_max": -3.0}, "v_max > v_min"),
+    ],
 )
 def test_impossible_critic_options_are_named(change, message):
     with pytest.raises(ValueError, match=message):
@@ -174,17 +184,17 @@ def test_scanned_updates_equal_sequential_updates_without_retracing(probe_learne
         losses.append(metrics["critic_loss"])
     chex.clear_trace_counter()
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *batches)
-    scanned, scan_metrics = jax.jit(functools.partial(scan_updates, learner.update))(
-        state, stacked
-    )
+    scanned, scan_metrics = jax.jit(functools.partial(scan_updates, learner.update))(state, stacked)
     assert int(scanned.steps) == 3
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-        scanned.critic_params, sequential.critic_params,
+        scanned.critic_params,
+        sequential.critic_params,
     )
     np.testing.assert_allclose(scan_metrics["critic_loss"], np.mean(losses), rtol=1e-4)
-    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.actor_params,
-                         sequential.actor_params)
+    moved = jax.tree.map(
+        lambda a, b: float(jnp.max(jnp.abs(a - b))), state.actor_params, sequential.actor_params
+    )
     assert max(jax.tree.leaves(moved)) > 0
 
 
@@ -220,19 +230,26 @@ def test_update_checks_goal_conditioning(probe_learner):
 @pytest.fixture(scope="module", params=["categorical", "twin_scalar", "shared_torso"])
 def probe_results(request):
     """Trains the probe learner once per probe; one compiled function serves all probes."""
-    config = {"categorical": PROBE_CONFIG, "twin_scalar": TWIN_SCALAR_CONFIG,
-              "shared_torso": SHARED_TORSO_CONFIG}[request.param]
+    config = {
+        "categorical": PROBE_CONFIG,
+        "twin_scalar": TWIN_SCALAR_CONFIG,
+        "shared_torso": SHARED_TORSO_CONFIG,
+    }[request.param]
     learner = D4PG(config, action_dim=1)
     replay = NStepReplay(ReplayConfig(capacity=4096, n_step=3, gamma=GAMMA, min_size=256), 16)
     train = jax.jit(
         functools.partial(
-            probes.train_on_probe, learner, replay, num_envs=16, iterations=400,
-            updates_per_iteration=4, batch_size=128,
+            probes.train_on_probe,
+            learner,
+            replay,
+            num_envs=16,
+            iterations=400,
+            updates_per_iteration=4,
+            batch_size=128,
         )
     )
     results = {
-        name: train(jnp.int32(probes.probe_index(name)), jax.random.key(7))
-        for name in SHORT_PROBES
+        name: train(jnp.int32(probes.probe_index(name)), jax.random.key(7)) for name in SHORT_PROBES
     }
     return learner, results
 
@@ -256,8 +273,13 @@ def q_errors(learner, critic_params, name):
 
 @pytest.mark.parametrize(
     "name, tolerance",
-    [("constant", 0.05), ("observation", 0.05), ("two_step", 0.05), ("countdown", 0.1),
-     ("bandit", 0.3)],
+    [
+        ("constant", 0.05),
+        ("observation", 0.05),
+        ("two_step", 0.05),
+        ("countdown", 0.1),
+        ("bandit", 0.3),
+    ],
 )
 def test_probe_critic_reaches_analytic_q(probe_results, name, tolerance):
     learner, results = probe_results
@@ -270,8 +292,9 @@ def test_probe_critic_reaches_analytic_q(probe_results, name, tolerance):
 
 
 def expected_bandit_reward(actions_by_context: dict[float, float]) -> float:
-    return float(np.mean([1 - (a - probes.BANDIT_TARGET * c) ** 2
-                          for c, a in actions_by_context.items()]))
+    return float(
+        np.mean([1 - (a - probes.BANDIT_TARGET * c) ** 2 for c, a in actions_by_context.items()])
+    )
 
 
 def test_bandit_actor_moves_to_best_action(probe_results):
@@ -282,8 +305,9 @@ def test_bandit_actor_moves_to_best_action(probe_results):
 
     def greedy(params):
         contexts = jnp.array([-1.0, 1.0])
-        obs = {"proprio": jax.vmap(probes.observation, (None, None, 0))(kind, jnp.int32(0),
-                                                                         contexts)}
+        obs = {
+            "proprio": jax.vmap(probes.observation, (None, None, 0))(kind, jnp.int32(0), contexts)
+        }
         actions = learner.act(params, obs)[:, 0]
         return {float(c): float(a) for c, a in zip(contexts, actions, strict=True)}
 
@@ -306,8 +330,13 @@ def train_probe_q_errors(config: D4PGConfig, name: str, gamma: float, iterations
     replay = NStepReplay(replay_config, 16, max_n_step=config.n_step)
     train = jax.jit(
         functools.partial(
-            probes.train_on_probe, learner, replay, num_envs=16, iterations=iterations,
-            updates_per_iteration=4, batch_size=128,
+            probes.train_on_probe,
+            learner,
+            replay,
+            num_envs=16,
+            iterations=iterations,
+            updates_per_iteration=4,
+            batch_size=128,
         )
     )
     kind = probes.probe_index(name)
@@ -355,8 +384,9 @@ def test_truncation_leaves_samples_that_reach_an_episode_end_out():
         update = jax.jit(learner.update)
         a, _ = update(state, batch, key=jax.random.key(1))
         b, _ = update(state, other, key=jax.random.key(1))
-        close = jax.tree.map(lambda x, y: bool(jnp.allclose(x, y)), a.critic_params,
-                             b.critic_params)
+        close = jax.tree.map(
+            lambda x, y: bool(jnp.allclose(x, y)), a.critic_params, b.critic_params
+        )
         assert all(jax.tree.leaves(close)) == same, episode_ends
 
 
@@ -441,9 +471,7 @@ def test_bc_weight_decays_linearly_and_scales_per_action_dimension():
     batch = batch.replace(action=jnp.tile(batch.action, (1, 3)) * jnp.array([1.0, -0.5, 0.2]))
     plain = D4PG(TWIN_SCALAR_CONFIG, 3)
     regressing = dataclasses.replace(TWIN_SCALAR_CONFIG, bc_weight=2.0, bc_filter="none")
-    decaying = D4PG(
-        dataclasses.replace(regressing, bc_weight_final=0.4, bc_decay_updates=8), 3
-    )
+    decaying = D4PG(dataclasses.replace(regressing, bc_weight_final=0.4, bc_decay_updates=8), 3)
     state = plain.init(jax.random.key(0), jax.tree.map(lambda x: x[0], batch.obs))
     regression = np.square(np.asarray(plain.act(state.actor_params, batch.obs) - batch.action))
     for steps, weight in [(0, 2.0), (2, 1.6), (8, 0.4), (20, 0.4)]:
@@ -491,6 +519,22 @@ def test_bc_weight_decays_linearly_and_scales_per_action_dimension():
         gated.update(state, batch, key=jax.random.key(1))
     with pytest.raises(ValueError, match="bc_held_dim_scales has 2 factors"):
         D4PG(dataclasses.replace(regressing, bc_held_dim_scales=(1.0, 0.0)), 3)
+    # on samples in a demo's pause, bc_pause_dim_scales multiply the factors above
+    pause_scales = np.array([0.0, 0.5, 1.0])
+    paused = D4PG(dataclasses.replace(gated.config, bc_pause_dim_scales=tuple(pause_scales)), 3)
+    pausing = jnp.arange(regression.shape[0]) % 2 == 0
+    _, with_pause = paused.update(
+        state, batch, key=jax.random.key(1), holding=holding, pausing=pausing
+    )
+    per_sample = per_sample * np.where(np.asarray(pausing)[:, None], pause_scales, 1.0)
+    np.testing.assert_allclose(
+        with_pause["actor_loss"] - without["actor_loss"],
+        2.0 * np.mean(regression * per_sample),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(with_pause["bc_pause_share"], np.mean(pausing), rtol=1e-6)
+    with pytest.raises(ValueError, match="pausing"):
+        paused.update(state, batch, key=jax.random.key(1), holding=holding)
     with pytest.raises(ValueError, match="bc_decay_updates"):
         dataclasses.replace(regressing, bc_weight_final=0.0)
     with pytest.raises(ValueError, match="bc_weight_final"):
@@ -509,30 +553,34 @@ def goal_bandit_batch(key, batch_size=128):
     ones = jnp.ones_like(c)
     obs, goal = {"proprio": jnp.stack([c, ones], -1)}, {"proprio": jnp.stack([g, ones], -1)}
     batch = NStepBatch(
-        obs=obs, action=a, extras={},
+        obs=obs,
+        action=a,
+        extras={},
         returns={"imitation": 1 - (a[:, 0] - g) ** 2, "task": 1 - (a[:, 0] - c / 2) ** 2},
         discounts={"imitation": jnp.zeros_like(c), "task": jnp.zeros_like(c)},
-        next_obs=obs, next_extras={},
+        next_obs=obs,
+        next_extras={},
     )
     return LearnerBatch(batch, goal=goal, next_goal=goal)
 
 
 def test_imitation_and_task_learners_share_batches():
-    common = dict(network=SMALL_MLP, num_atoms=51, v_min=-2.0, v_max=2.0, actor_lr=1e-3,
-                  critic_lr=1e-3)
-    multi = MultiD4PG({
-        "imitation": D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, **common), 1),
-        "task": D4PG(D4PGConfig(stream="task", **common), 1),
-    })
+    common = dict(
+        network=SMALL_MLP, num_atoms=51, v_min=-2.0, v_max=2.0, actor_lr=1e-3, critic_lr=1e-3
+    )
+    multi = MultiD4PG(
+        {
+            "imitation": D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, **common), 1),
+            "task": D4PG(D4PGConfig(stream="task", **common), 1),
+        }
+    )
     example = {"proprio": jnp.zeros((2,))}
 
     @jax.jit
     def train(key):
         init_key, update_key = jax.random.split(key)
         states = multi.init(init_key, example, example)
-        return scan_sampled_updates(
-            multi.update, goal_bandit_batch, states, update_key, 800
-        )
+        return scan_sampled_updates(multi.update, goal_bandit_batch, states, update_key, 800)
 
     states, metrics = train(jax.random.key(3))
     assert {f"train/{n}/critic_loss" for n in ("imitation", "task")} <= set(metrics)
@@ -564,14 +612,14 @@ def test_a_distilling_task_learner_takes_up_the_imitation_actors_actions():
         )
         return LearnerBatch(transitions, goal=goal, next_goal=goal)
 
-    common = dict(network=SMALL_MLP, critic="scalar", num_critics=2, actor_lr=1e-3,
-                  critic_lr=1e-3)
+    common = dict(network=SMALL_MLP, critic="scalar", num_critics=2, actor_lr=1e-3, critic_lr=1e-3)
     imitation = D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, **common), 1)
     example = {"proprio": jnp.zeros((2,))}
     final = {}
     for target in ("imitation", "replay"):
-        task_config = D4PGConfig(stream="task", bc_weight=5.0, bc_filter="none",
-                                 bc_target=target, **common)
+        task_config = D4PGConfig(
+            stream="task", bc_weight=5.0, bc_filter="none", bc_target=target, **common
+        )
         multi = MultiD4PG({"imitation": imitation, "task": D4PG(task_config, 1)})
 
         @jax.jit
@@ -582,8 +630,11 @@ def test_a_distilling_task_learner_takes_up_the_imitation_actors_actions():
 
         states, _ = train(jax.random.key(3))
         final[target] = [
-            float(multi.learners["task"].act(states["task"].actor_params,
-                                             {"proprio": jnp.array([c, 1.0])})[0])
+            float(
+                multi.learners["task"].act(
+                    states["task"].actor_params, {"proprio": jnp.array([c, 1.0])}
+                )[0]
+            )
             for c in (-1.0, 1.0)
         ]
     np.testing.assert_allclose(final["imitation"], [-0.5, 0.5], atol=0.1)
@@ -593,15 +644,23 @@ def test_a_distilling_task_learner_takes_up_the_imitation_actors_actions():
 def test_pixel_learner_updates_with_goal_frames():
     """The MetaMimic imitation learner at toy size: tiny ResNet over obs + goal uint8 frames."""
     network = NetworkConfig(torso="tiny", torso_hidden=(16,), head_hidden=(16,))
-    learner = D4PG(D4PGConfig(stream="imitation", goal_conditioned=True, network=network,
-                              num_atoms=11), 2)
+    learner = D4PG(
+        D4PGConfig(stream="imitation", goal_conditioned=True, network=network, num_atoms=11), 2
+    )
     pixel_key, goal_key = jax.random.split(jax.random.key(0))
-    obs = {"pixels": jax.random.randint(pixel_key, (4, 8, 8, 3), 0, 256).astype(jnp.uint8),
-           "proprio": jnp.ones((4, 3))}
+    obs = {
+        "pixels": jax.random.randint(pixel_key, (4, 8, 8, 3), 0, 256).astype(jnp.uint8),
+        "proprio": jnp.ones((4, 3)),
+    }
     goal = dict(obs, pixels=jax.random.randint(goal_key, (4, 8, 8, 3), 0, 256).astype(jnp.uint8))
     batch = NStepBatch(
-        obs=obs, action=jnp.zeros((4, 2)), extras={}, returns={"imitation": jnp.ones(4)},
-        discounts={"imitation": jnp.full(4, 0.9)}, next_obs=obs, next_extras={},
+        obs=obs,
+        action=jnp.zeros((4, 2)),
+        extras={},
+        returns={"imitation": jnp.ones(4)},
+        discounts={"imitation": jnp.full(4, 0.9)},
+        next_obs=obs,
+        next_extras={},
     )
 
     @jax.jit
@@ -624,15 +683,23 @@ def test_shared_torso_keeps_the_actor_on_the_critics_encoder_and_cuts_the_update
     network = NetworkConfig(torso="tiny", torso_hidden=(16,), head_hidden=(16,))
     shared = dataclasses.replace(network, shared_torso=True)
     configs = {
-        name: D4PGConfig(stream="imitation", goal_conditioned=True, network=net,
-                         critic="scalar", num_critics=2)
+        name: D4PGConfig(
+            stream="imitation", goal_conditioned=True, network=net, critic="scalar", num_critics=2
+        )
         for name, net in (("separate", network), ("shared", shared))
     }
-    obs = {"pixels": jax.random.randint(jax.random.key(0), (4, 8, 8, 3), 0, 256).astype(
-        jnp.uint8), "proprio": jax.random.normal(jax.random.key(1), (4, 3))}
+    obs = {
+        "pixels": jax.random.randint(jax.random.key(0), (4, 8, 8, 3), 0, 256).astype(jnp.uint8),
+        "proprio": jax.random.normal(jax.random.key(1), (4, 3)),
+    }
     batch = NStepBatch(
-        obs=obs, action=jnp.zeros((4, 2)), extras={}, returns={"imitation": jnp.ones(4)},
-        discounts={"imitation": jnp.full(4, 0.9)}, next_obs=obs, next_extras={},
+        obs=obs,
+        action=jnp.zeros((4, 2)),
+        extras={},
+        returns={"imitation": jnp.ones(4)},
+        discounts={"imitation": jnp.full(4, 0.9)},
+        next_obs=obs,
+        next_extras={},
     )
     flops = {}
     for name, config in configs.items():
@@ -646,8 +713,10 @@ def test_shared_torso_keeps_the_actor_on_the_critics_encoder_and_cuts_the_update
     def encoder(variables):
         return variables["params"]["Encoder_0"]
 
-    for actor, critic in ((new_state.actor_params, new_state.critic_params),
-                          (new_state.target_actor_params, new_state.target_critic_params)):
+    for actor, critic in (
+        (new_state.actor_params, new_state.critic_params),
+        (new_state.target_actor_params, new_state.target_critic_params),
+    ):
         chex.assert_trees_all_equal(encoder(actor), encoder(critic))
     old_kernel = encoder(state.critic_params)["ResNetTorso_0"]["Conv_0"]["kernel"]
     new_kernel = encoder(new_state.critic_params)["ResNetTorso_0"]["Conv_0"]["kernel"]
@@ -659,7 +728,9 @@ def test_shared_torso_keeps_the_actor_on_the_critics_encoder_and_cuts_the_update
     embedding = learner.shared.embed(new_state.critic_params, obs, obs)
     np.testing.assert_allclose(
         learner.act(new_state.actor_params, obs, obs),
-        learner.shared.policy(new_state.actor_params, embedding), rtol=1e-6, atol=1e-6,
+        learner.shared.policy(new_state.actor_params, embedding),
+        rtol=1e-6,
+        atol=1e-6,
     )
     # One torso pass with its gradient and one target pass, instead of one per network.
     assert flops["shared"] < 0.5 * flops["separate"], flops

@@ -141,7 +141,7 @@ class D4PG:
         self.atoms = jnp.asarray(
             np.linspace(config.v_min, config.v_max, config.num_atoms), jnp.float32
         )  # (K,)
-        for name in ("bc_dim_scales", "bc_held_dim_scales"):
+        for name in ("bc_dim_scales", "bc_held_dim_scales", "bc_pause_dim_scales"):
             scales = getattr(config, name)
             if scales and len(scales) != action_dim:
                 raise ValueError(f"{name} has {len(scales)} factors for {action_dim} actions")
@@ -151,6 +151,7 @@ class D4PG:
             config.bc_held_dim_scales or config.bc_dim_scales or (1.0,) * action_dim,
             jnp.float32,
         )
+        self.bc_pause_dims = jnp.asarray(config.bc_pause_dim_scales or (1.0,) * action_dim)
         self.bc_weight = (
             optax.linear_schedule(config.bc_weight, config.bc_weight_final, config.bc_decay_updates)
             if config.bc_weight_final is not None
@@ -270,6 +271,7 @@ class D4PG:
         reaches_reward: jax.Array | None = None,
         teacher_actions: jax.Array | None = None,
         holding: jax.Array | None = None,
+        pausing: jax.Array | None = None,
     ) -> tuple[D4PGState, dict[str, jax.Array]]:
         """One actor and critic gradient step on ``batch`` (reward stream ``config.stream``).
 
@@ -290,6 +292,8 @@ class D4PG:
                 "imitation" (needed then; the imitation learner's actions).
             holding: (B,) bool, whether the gripper holds a block at each sample's step
                 (needed iff ``bc_held_dim_scales`` is set: its factors apply there).
+            pausing: (B,) bool, whether each sample's demo held its arm still at that step
+                (needed iff ``bc_pause_dim_scales`` is set: its factors apply there).
 
         Returns:
             The next state and scalar metrics (un-namespaced: critic_loss, actor_loss, q_mean,
@@ -297,8 +301,10 @@ class D4PG:
             bc_share: the share of samples the actor regressed onto, bc_rms: the actor's
             RMS distance (per regressed action dimension) from its targets on those,
             bc_weight: the regression's weight at this update, bc_held_share: the share of
-            samples with a block held (with ``bc_held_dim_scales``), aux_features_loss: the
-            ``FeaturePredictor``'s error; each 0 when its loss is off).
+            samples with a block held (with ``bc_held_dim_scales``), bc_pause_share: the
+            share of samples in a demo's pause (with ``bc_pause_dim_scales``),
+            aux_features_loss: the ``FeaturePredictor``'s error; each 0 when its loss is
+            off).
         """
         self._check_goal(goal)
         if self.config.regresses_by_success and reaches_reward is None:
@@ -316,6 +322,10 @@ class D4PG:
             if holding is None:
                 raise ValueError("bc_held_dim_scales needs holding in update()")
             bc_dims = jnp.where(holding[:, None], self.bc_held_dims, self.bc_dims)
+        if self.config.regresses_by_pause:
+            if pausing is None:
+                raise ValueError("bc_pause_dim_scales needs pausing in update()")
+            bc_dims = bc_dims * jnp.where(pausing[:, None], self.bc_pause_dims, 1.0)
         stream = self.config.stream
         if self.config.episode_ends == "truncation":
             if batch.ended is None:
@@ -423,6 +433,9 @@ class D4PG:
                 "bc_squared_error": mean(better * squared_error),
                 "bc_weight": bc_weight,
                 "bc_held_share": mean(holding) if self.config.regresses_by_held else jnp.zeros(()),
+                "bc_pause_share": (
+                    mean(pausing) if self.config.regresses_by_pause else jnp.zeros(())
+                ),
                 "aux_features_loss": aux_loss,
             }
         )

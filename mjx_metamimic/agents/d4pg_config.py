@@ -83,6 +83,13 @@ class D4PGConfig:
     0`` clones the approach and the grasp, gripper included, and leaves the gripper to
     dQ/da once a block is held: the actors' release comes at their demos' moments, which
     the task actor cannot see, so cloning it there keeps the block held."""
+    bc_pause_dim_scales: tuple[float, ...] = ()
+    """Per action dimension, a factor that multiplies the regression's other factors on
+    samples where the demo an imitation actor followed held its arm still at that step
+    (its controller setpoint unchanged: the demonstrator's pauses, its grasp and its
+    release; empty: no such factor). A task actor cannot see a pause's timer: cloning the
+    actors there teaches it to stand still in states the demos leave after a few steps.
+    ``0 0 0 0 0 0 1`` drops the arm's regression there and keeps the gripper's."""
     bc_filter: Literal["advantage", "none", "success", "success_advantage"] = "advantage"
     """Which samples the regression uses: "advantage" those whose target action the critic
     values above the actor's own (CRR's binary filter, Wang et al. 2020), "none" every sample
@@ -123,6 +130,11 @@ class D4PGConfig:
         """Whether this learner's regression needs each sample's held-block flag."""
         return bool(self.bc_weight and self.bc_held_dim_scales)
 
+    @property
+    def regresses_by_pause(self) -> bool:
+        """Whether this learner's regression needs each sample's demo-pause flag."""
+        return bool(self.bc_weight and self.bc_pause_dim_scales)
+
     def __post_init__(self):
         if self.aux_features_weight < 0:
             raise ValueError(f"aux_features_weight must be >= 0, got {self.aux_features_weight}")
@@ -154,7 +166,7 @@ class D4PGConfig:
             )
         if self.bc_decay_updates and self.bc_weight_final is None:
             raise ValueError("bc_decay_updates needs bc_weight_final (the weight it decays to)")
-        for name in ("bc_dim_scales", "bc_held_dim_scales"):
+        for name in ("bc_dim_scales", "bc_held_dim_scales", "bc_pause_dim_scales"):
             if any(not scale >= 0 for scale in getattr(self, name)):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.bc_filter not in ("advantage", "none", "success", "success_advantage"):

@@ -31,6 +31,9 @@ class LearnerBatch:
             positive reward of that learner's stream (``D4PGConfig.regresses_by_success``).
         holding: (B,) bool, whether the gripper holds a block at each sample's step (for
             learners with ``D4PGConfig.bc_held_dim_scales``; None when none has them).
+        pausing: (B,) bool, whether the demo an imitation actor followed held its arm still
+            at each sample's step (for learners with ``D4PGConfig.bc_pause_dim_scales``;
+            None when none has them).
         rows: (name, start, stop) of learners that read only rows [start, stop) of the
             batch (e.g. a task learner's success-mixed rows the imitation learner skips);
             learners not named read every row.
@@ -43,6 +46,7 @@ class LearnerBatch:
     own_transitions: dict | None = None
     reaches_reward: dict | None = None
     holding: jax.Array | None = None
+    pausing: jax.Array | None = None
     rows: tuple = flax.struct.field(pytree_node=False, default=())
 
     def for_learner(self, name: str) -> "LearnerBatch":
@@ -109,6 +113,7 @@ class MultiD4PG:
                 (rows.reaches_reward or {}).get(name),
                 self._teacher_actions(states, rows, learner.config),
                 rows.holding,
+                rows.pausing,
             )
             metrics.update({f"train/{name}/{k}": v for k, v in learner_metrics.items()})
         return new_states, metrics

@@ -10,7 +10,7 @@ loading), ``bank`` (device-side lookups), ``generate`` (the recorder), ``record`
 a dataset), ``demonstrator`` (the scripted controller), ``transitions`` (D4PGfD).
 """
 
-from mjx_metamimic.demos.bank import DemoBank, goal, init_states, sample, states_at
+from mjx_metamimic.demos.bank import DemoBank, goal, init_states, paused, sample, states_at
 from mjx_metamimic.demos.demonstrator import Demonstrator, DemonstratorConfig, Phase
 from mjx_metamimic.demos.fingerprints import (
     dataset_fingerprint,
@@ -40,6 +40,7 @@ __all__ = [
     "goal",
     "init_states",
     "load",
+    "paused",
     "physics_config",
     "read_manifest",
     "record_dataset",

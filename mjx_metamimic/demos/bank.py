@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from mjx_metamimic.demos.format import Demos
-from mjx_metamimic.envs.stack import SimState
+from mjx_metamimic.envs.stack import PROPRIO_PARTS, SimState
 
 DemoBank = Demos
 """Demos on device (jax leaves): the name the training code uses for ``Demos`` there."""
@@ -46,6 +46,20 @@ def goal(bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict[str, jax.Arr
         "proprio": bank.proprio[demo_idx, t],
         "features": bank.features[demo_idx, t],
     }
+
+
+def paused(bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> jax.Array:
+    """Whether demo ``demo_idx`` holds its arm still from step ``t`` to ``t + 1``: its
+    controller setpoint is unchanged (the demonstrator's pauses, its grasp and release, the
+    steps after the stack; a moving step changes it by 1e-3 or more). Steps are clipped to
+    the demo as in ``goal``, so its last step counts as still.
+
+    Returns:
+      bool array of the shape of ``demo_idx`` and ``t``.
+    """
+    last = bank.lengths[demo_idx] - 1
+    setpoint = lambda s: bank.proprio[demo_idx, jnp.clip(s, 0, last), PROPRIO_PARTS["setpoint"]]
+    return jnp.all(jnp.abs(setpoint(t + 1) - setpoint(t)) < 1e-6, axis=-1)
 
 
 def init_states(bank: DemoBank, demo_idx: jax.Array) -> SimState:

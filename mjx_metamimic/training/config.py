@@ -329,13 +329,18 @@ class TrainConfig:
         if learner.demo_fraction and not learner.train_task:
             problems.append("learner.demo_fraction > 0 (D4PGfD) needs learner.train_task=true")
         for name, c in (("imitation", learner.imitation), ("task", learner.task)):
-            for field in ("bc_dim_scales", "bc_held_dim_scales"):
+            for field in ("bc_dim_scales", "bc_held_dim_scales", "bc_pause_dim_scales"):
                 scales = getattr(c, field)
                 if scales and len(scales) != ACTION_SIZE:
                     problems.append(
                         f"learner.{name}.{field}={scales}: give one factor per "
                         f"action dimension ({ACTION_SIZE}; the last is the gripper)"
                     )
+            if c.regresses_by_pause and not learner.train_imitation:
+                problems.append(
+                    f"learner.{name}.bc_pause_dim_scales reads the pauses of the demos the "
+                    "imitation actors follow: it needs learner.train_imitation=true"
+                )
         problems += self._distillation_problems()
         return problems
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from brax.envs.base import State
 
+from mjx_metamimic import demos as demo_lib
 from mjx_metamimic.agents import D4PG, LearnerBatch, MultiD4PG, scan_sampled_updates
 from mjx_metamimic.demos import DemoBank
 from mjx_metamimic.demos.transitions import demo_sequences
@@ -280,6 +281,11 @@ class MetaMimic:
             )
             return batch, key_learners
         extras, next_extras = transitions.extras, transitions.next_extras
+        pausing = None
+        if any(c.regresses_by_pause for c in cfg.learner_configs().values()):
+            pausing = demo_lib.paused(bank, extras["demo_idx"], extras["t"])
+            if self.weighted:  # task actors' and demos' rows follow no imitation actor's demo
+                pausing = pausing & (extras["imitation_weight"] > 0)
         batch = LearnerBatch(
             transitions,
             goal=self.imitation.goal(bank, extras["demo_idx"], extras["t"]),
@@ -288,6 +294,7 @@ class MetaMimic:
             own_transitions=own or None,
             reaches_reward=reaches or None,
             holding=holding,
+            pausing=pausing,
             rows=rows,
         )
         return batch, key_learners
