@@ -151,7 +151,9 @@ class D4PG:
             config.bc_held_dim_scales or config.bc_dim_scales or (1.0,) * action_dim,
             jnp.float32,
         )
-        self.bc_pause_dims = jnp.asarray(config.bc_pause_dim_scales or (1.0,) * action_dim)
+        self.bc_pause_dims = jnp.asarray(
+            config.bc_pause_dim_scales or (1.0,) * action_dim, jnp.float32
+        )
         self.bc_weight = (
             optax.linear_schedule(config.bc_weight, config.bc_weight_final, config.bc_decay_updates)
             if config.bc_weight_final is not None

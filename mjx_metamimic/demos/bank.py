@@ -51,8 +51,9 @@ def goal(bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> dict[str, jax.Arr
 def paused(bank: DemoBank, demo_idx: jax.Array, t: jax.Array) -> jax.Array:
     """Whether demo ``demo_idx`` holds its arm still from step ``t`` to ``t + 1``: its
     controller setpoint is unchanged (the demonstrator's pauses, its grasp and release, the
-    steps after the stack; a moving step changes it by 1e-3 or more). Steps are clipped to
-    the demo as in ``goal``, so its last step counts as still.
+    steps after the stack; in the shipped demos all but 0.01% of the moving steps change
+    it by more than 1e-3). Steps are clipped to the demo as in ``goal``, so its last step
+    counts as still.
 
     Returns:
       bool array of the shape of ``demo_idx`` and ``t``.
