@@ -641,6 +641,20 @@ def test_a_distilling_task_learner_takes_up_the_imitation_actors_actions():
     assert max(abs(a) for a in final["replay"]) < 0.2, final
 
 
+def still_imitation_batch(obs: dict) -> NStepBatch:
+    """4 imitation-stream samples of ``obs`` staying at ``obs``: return 1, discount 0.9,
+    2-dimensional zero actions."""
+    return NStepBatch(
+        obs=obs,
+        action=jnp.zeros((4, 2)),
+        extras={},
+        returns={"imitation": jnp.ones(4)},
+        discounts={"imitation": jnp.full(4, 0.9)},
+        next_obs=obs,
+        next_extras={},
+    )
+
+
 def test_pixel_learner_updates_with_goal_frames():
     """The MetaMimic imitation learner at toy size: tiny ResNet over obs + goal uint8 frames."""
     network = NetworkConfig(torso="tiny", torso_hidden=(16,), head_hidden=(16,))
@@ -653,15 +667,7 @@ def test_pixel_learner_updates_with_goal_frames():
         "proprio": jnp.ones((4, 3)),
     }
     goal = dict(obs, pixels=jax.random.randint(goal_key, (4, 8, 8, 3), 0, 256).astype(jnp.uint8))
-    batch = NStepBatch(
-        obs=obs,
-        action=jnp.zeros((4, 2)),
-        extras={},
-        returns={"imitation": jnp.ones(4)},
-        discounts={"imitation": jnp.full(4, 0.9)},
-        next_obs=obs,
-        next_extras={},
-    )
+    batch = still_imitation_batch(obs)
 
     @jax.jit
     def init_and_update(key):
@@ -692,15 +698,7 @@ def test_shared_torso_keeps_the_actor_on_the_critics_encoder_and_cuts_the_update
         "pixels": jax.random.randint(jax.random.key(0), (4, 8, 8, 3), 0, 256).astype(jnp.uint8),
         "proprio": jax.random.normal(jax.random.key(1), (4, 3)),
     }
-    batch = NStepBatch(
-        obs=obs,
-        action=jnp.zeros((4, 2)),
-        extras={},
-        returns={"imitation": jnp.ones(4)},
-        discounts={"imitation": jnp.full(4, 0.9)},
-        next_obs=obs,
-        next_extras={},
-    )
+    batch = still_imitation_batch(obs)
     flops = {}
     for name, config in configs.items():
         learner = D4PG(config, 2)
