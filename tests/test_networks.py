@@ -180,6 +180,23 @@ def test_features_variant_ignores_pixels_and_uses_goal():
     assert float(jnp.max(jnp.abs(critic.apply(params, obs, goal, action + 0.5) - base))) > 0
 
 
+def test_proprio_variant_reads_the_arm_alone():
+    """inputs="proprio" is blind to the blocks: features and pixels leave it unchanged."""
+    config = NetworkConfig(inputs="proprio", torso_hidden=(16,), head_hidden=(16,))
+    actor = Actor(config, ACTION)
+    obs, goal = (make_obs(jax.random.key(k), features=True) for k in (1, 2))
+    params = actor.init(jax.random.key(0), obs, goal)
+    assert conv_kernels(params) == 0
+    base = actor.apply(params, obs, goal)
+    blind = {k: v for k, v in obs.items() if k == "proprio"}
+    goal_blind = {k: v for k, v in goal.items() if k == "proprio"}
+    np.testing.assert_array_equal(actor.apply(params, blind, goal_blind), base)
+    moved = dict(obs, features=obs["features"] + 1.0, pixels=255 - obs["pixels"])
+    np.testing.assert_array_equal(actor.apply(params, moved, goal), base)
+    moved_goal = dict(goal, proprio=goal["proprio"] + 1.0)
+    assert float(jnp.max(jnp.abs(actor.apply(params, obs, moved_goal) - base))) > 0
+
+
 def test_leading_axes_unbatched_and_vmapped_agree(tiny_actor):
     actor, params, obs, goal = tiny_actor
     batched = actor.apply(params, obs, goal)  # (2, A)

@@ -43,10 +43,11 @@ NormKind = Literal["none", "instance", "layer", "group"]
 class NetworkConfig:
     """Architecture shared by the actor and the critic of one learner."""
 
-    inputs: Literal["pixels", "features"] = "pixels"
+    inputs: Literal["pixels", "features", "proprio"] = "pixels"
     """'pixels': residual conv torso and dense layers over the (channel-stacked) frames, the
     vectors joined after them; 'features': MLP torso over [obs vectors, goal vectors,
-    goal - obs] (no pixels used)."""
+    goal - obs] (no pixels used); 'proprio': the same MLP over the arm's proprio alone, a
+    policy blind to the blocks (an ablation: how far tracking the goal's arm gets)."""
     torso: PresetName = "small"
     """Conv torso preset (pixels only): tiny (tests, the cpu config), small (9 conv),
     impala (15 conv, 16/32/32 channels) or paper (ResNet34-like, 20 conv, up to 512

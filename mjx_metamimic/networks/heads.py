@@ -74,7 +74,8 @@ class Encoder(nn.Module):
     +-``INPUT_CLIP``, so states far from the demos' (an arm that drifted away) stay in range.
     Pixels: the observation and goal frames are channel-stacked, scaled to [0, 1], passed
     through the residual torso and ``torso_hidden`` dense layers, then joined with the
-    vectors. Features: ``torso_hidden`` dense layers over the vectors alone.
+    vectors. Features: ``torso_hidden`` dense layers over the vectors alone; proprio: the
+    same over the proprio vectors alone.
     """
 
     config: NetworkConfig
@@ -83,7 +84,7 @@ class Encoder(nn.Module):
     def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
         """Returns the embedding: (..., E) float32, E = torso_hidden[-1] (+ the vector
         inputs' size for pixels)."""
-        if self.config.inputs == "pixels":  # privileged features are never a pixel input
+        if self.config.inputs != "features":  # only the features MLP reads privileged features
             obs = without_features(obs)
             goal = None if goal is None else without_features(goal)
         vectors = observation_vectors(obs)  # (..., V)
@@ -107,7 +108,7 @@ class Encoder(nn.Module):
                 difference = standardise(difference, step)
         if goal is not None:
             vectors = jnp.concatenate([vectors, goal_vectors, difference], -1)
-        if self.config.inputs == "features":
+        if self.config.inputs != "pixels":
             return LayerNormMLP(self.config.torso_hidden)(vectors)
         frames = obs["pixels"]  # (..., H, W, 3) uint8
         if goal is not None:
