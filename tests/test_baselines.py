@@ -52,8 +52,11 @@ def recorded_bank(env, seed: int = 0) -> DemoBank:
 
 
 def baseline_config(num_envs=4, actors=None, min_size=40, **learner):
-    """The tiny features config of test_loop with baseline switches."""
+    """The tiny features config of test_loop with baseline switches; without the imitation
+    learner, the task learner's regression has no demo pauses to read (no pause factors)."""
     base = tiny_config()
+    if not learner.get("train_imitation", True) and "task" not in learner:
+        learner["task"] = dataclasses.replace(base.learner.task, bc_pause_dim_scales=())
     actors = dataclasses.replace(
         base.actors, num_envs=num_envs, steps_per_chunk=STEPS_PER_CHUNK, **(actors or {})
     )

@@ -339,7 +339,8 @@ class TrainConfig:
             if c.regresses_by_pause and not learner.train_imitation:
                 problems.append(
                     f"learner.{name}.bc_pause_dim_scales reads the pauses of the demos the "
-                    "imitation actors follow: it needs learner.train_imitation=true"
+                    "imitation actors follow: it needs learner.train_imitation=true (or "
+                    f"no factors: --learner.{name}.bc-pause-dim-scales with none)"
                 )
         problems += self._distillation_problems()
         return problems
