@@ -138,11 +138,11 @@ class D4PGConfig:
     def __post_init__(self):
         if self.aux_features_weight < 0:
             raise ValueError(f"aux_features_weight must be >= 0, got {self.aux_features_weight}")
-        if self.aux_features_weight and self.network.inputs != "pixels":
+        if self.aux_features_weight and not self.network.reads_pixels:
             raise ValueError("aux_features_weight needs a network that reads pixels")
         if self.random_shift < 0:
             raise ValueError(f"random_shift must be >= 0, got {self.random_shift}")
-        if self.random_shift and self.network.inputs != "pixels":
+        if self.random_shift and not self.network.reads_pixels:
             raise ValueError("random_shift needs a network that reads pixels (network.inputs)")
         if self.critic not in ("categorical", "scalar"):
             raise ValueError(f"critic must be 'categorical' or 'scalar', got {self.critic!r}")

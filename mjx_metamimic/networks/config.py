@@ -81,6 +81,16 @@ class NetworkConfig:
     """Standardise the vector inputs with the training demos' statistics (observations and
     goals by their mean and std, goal - obs by the RMS of one demo step), clipped to +-5."""
 
+    @property
+    def reads_pixels(self) -> bool:
+        """Whether the encoder runs the conv torso over frames (``inputs="pixels"``)."""
+        return self.inputs == "pixels"
+
+    @property
+    def reads_features(self) -> bool:
+        """Whether the encoder reads the privileged features (only ``inputs="features"``)."""
+        return self.inputs == "features"
+
     def __post_init__(self):
         if self.keypoints < 0:
             raise ValueError(f"keypoints must be >= 0, got {self.keypoints}")

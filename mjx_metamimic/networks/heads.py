@@ -84,7 +84,7 @@ class Encoder(nn.Module):
     def __call__(self, obs: Observation, goal: Observation | None = None) -> jax.Array:
         """Returns the embedding: (..., E) float32, E = torso_hidden[-1] (+ the vector
         inputs' size for pixels)."""
-        if self.config.inputs != "features":  # only the features MLP reads privileged features
+        if not self.config.reads_features:
             obs = without_features(obs)
             goal = None if goal is None else without_features(goal)
         vectors = observation_vectors(obs)  # (..., V)
@@ -108,7 +108,7 @@ class Encoder(nn.Module):
                 difference = standardise(difference, step)
         if goal is not None:
             vectors = jnp.concatenate([vectors, goal_vectors, difference], -1)
-        if self.config.inputs != "pixels":
+        if not self.config.reads_pixels:
             return LayerNormMLP(self.config.torso_hidden)(vectors)
         frames = obs["pixels"]  # (..., H, W, 3) uint8
         if goal is not None:

@@ -79,8 +79,8 @@ def network_stats(
     actor_params = jax.eval_shape(actor.init, key, obs, goal)
     critic_params = jax.eval_shape(critic.init, key, obs, goal, action)
     return NetworkStats(
-        preset=config.torso if config.inputs == "pixels" else config.inputs,
-        conv_layers=num_conv_layers(PRESETS[config.torso]) if config.inputs == "pixels" else 0,
+        preset=config.torso if config.reads_pixels else config.inputs,
+        conv_layers=num_conv_layers(PRESETS[config.torso]) if config.reads_pixels else 0,
         actor_params=count_params(actor_params),
         critic_params=count_params(critic_params),
         actor_flops=forward_flops(actor.apply, actor_params, obs, goal),

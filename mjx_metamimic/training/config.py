@@ -208,7 +208,7 @@ class TrainConfig:
             )
         if not self.image_size and self.imitation_reward.pixels_weight:
             problems.append("imitation_reward.pixels_weight > 0 needs pixels (image_size > 0)")
-        if self.learner.network.inputs == "pixels" and not self.image_size:
+        if self.learner.network.reads_pixels and not self.image_size:
             problems.append("learner.network.inputs='pixels' needs image_size > 0")
         for name in ("imitation", "task"):
             if getattr(self.learner, name).network != NetworkConfig():
@@ -418,7 +418,7 @@ class TrainConfig:
         that read them, an auxiliary loss that predicts them or a regression gated on a
         block being held), or proprio + features."""
         network = self.learner.network
-        if network.inputs == "pixels":
+        if network.reads_pixels:
             configs = self.learner_configs().values()
             aux = any(c.aux_features_weight for c in configs)
             held = any(c.regresses_by_held for c in configs)
