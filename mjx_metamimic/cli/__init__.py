@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mjx_metamimic.cli.train:main", "train MetaMimic from a named config (--config cpu)"),
     "eval": ("mjx_metamimic.cli.eval:main", "evaluate a run on held-out demos (--run RUN_DIR)"),
     "sweep": ("mjx_metamimic.cli.sweep:main", "a grid of configs x seeds from a spec (fig5/6/8)"),
-    "bench": ("mjx_metamimic.cli.bench:main", "speed: env, render, learner, train, sweep, gpu"),
+    "bench": ("mjx_metamimic.cli.bench:main", "speed: env, render, train...; memory; perception"),
 }
 
 

@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "scaling": "mjx_metamimic.bench.scaling_bench",
     "memory": "mjx_metamimic.bench.memory_bench",
     "gpu": "mjx_metamimic.bench.gpu_bench",
+    "perception": "mjx_metamimic.bench.perception_bench",
 }
 
 
