@@ -187,6 +187,11 @@ def probe(args: PerceptionArgs, console: Console) -> dict:
     return {"reports": reports, "spread_cm": spreads, "frames": frame_counts}
 
 
+def json_safe(payload: dict) -> dict:
+    """Paths as strings, for ``json``."""
+    return jax.tree.map(lambda x: str(x) if isinstance(x, Path) else x, payload)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs ``bench perception`` and writes its JSON."""
     args = tyro.cli(PerceptionArgs, args=argv, prog="mjx-metamimic bench perception")
@@ -206,8 +211,3 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"benchmark": "perception", "args": dataclasses.asdict(args), **result}
     console.print(f"results: {write_json(args.out, json_safe(payload))}")
     return 0
-
-
-def json_safe(payload: dict) -> dict:
-    """Paths as strings, for ``json``."""
-    return jax.tree.map(lambda x: str(x) if isinstance(x, Path) else x, payload)
