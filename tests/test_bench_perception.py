@@ -7,6 +7,7 @@ import pytest
 
 from mjx_metamimic.bench import perception_bench
 from mjx_metamimic.cli import main as cli_main
+from mjx_metamimic.demos import reader
 from mjx_metamimic.envs.stack import StackEnvConfig
 
 
@@ -26,7 +27,8 @@ def test_the_probe_learns_to_place_the_blocks_of_its_training_frames(recorded_de
 
 
 def test_synthetic_frames_are_fresh_layouts_on_the_table(recorded_demos):
-    frames, positions = perception_bench.synthetic_frames(recorded_demos, 6, seed=0)
+    demos = reader.load(recorded_demos, "train")
+    frames, positions = perception_bench.synthetic_frames(demos, recorded_demos, 6, seed=0)
     assert frames.shape == (6, 16, 16, 3) and frames.dtype == np.uint8
     blocks = positions.reshape(6, 2, 3)
     np.testing.assert_allclose(blocks[..., 2], 0.025, atol=1e-4)  # resting, not held

@@ -37,11 +37,12 @@ def time_calls(fn: Callable[[], object], min_seconds: float, min_calls: int = 2)
 
 
 def write_json(path: str | Path, payload: dict) -> Path:
-    """Writes ``payload`` plus the machine description to ``path`` (atomically)."""
+    """Writes ``payload`` plus the machine description to ``path`` (atomically); values
+    JSON lacks (paths) are written as strings."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
     tmp.replace(path)
     return path
 

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mjx_metamimic.bench.common import write_json
-from mjx_metamimic.demos import reader
+from mjx_metamimic.demos import Demos, reader
 from mjx_metamimic.envs.stack import FEATURES_PARTS, StackEnv, StackEnvConfig
 from mjx_metamimic.networks.config import PRESETS, NormKind, PresetName
 from mjx_metamimic.networks.torso import LayerNormMLP, ResNetTorso
@@ -80,9 +80,9 @@ class BlockRegressor(nn.Module):
         return nn.Dense(6)(LayerNormMLP((256,))(x))
 
 
-def frames_and_positions(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every valid step of ``split``: frames (M, H, W, 3) uint8 and block positions (M, 6)."""
-    demos = reader.load(path, split)
+def frames_and_positions(demos: Demos, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every valid step of ``demos`` (loaded from ``path``): frames (M, H, W, 3) uint8 and
+    block positions (M, 6)."""
     frames = np.asarray(demos.frames)
     if frames.shape[2] == 0:
         raise ValueError(f"{path}: its demos have no frames (recorded with --image-size 0)")
@@ -90,10 +90,11 @@ def frames_and_positions(path: Path, split: str) -> tuple[np.ndarray, np.ndarray
     return frames[valid], np.asarray(demos.features)[valid][:, BLOCKS]
 
 
-def synthetic_frames(path: Path, num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``num`` frames of fresh layouts and colours under arm poses drawn from the training
-    demos' steps, with their block positions."""
-    demos = reader.load(path, "train")
+def synthetic_frames(
+    demos: Demos, path: Path, num: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``num`` frames of fresh layouts and colours under arm poses drawn from the steps of
+    ``demos`` (loaded from ``path``), with their block positions."""
     if demos.states is None:
         raise ValueError(f"{path}: its demos store no simulator states, which --synthetic needs")
     env = StackEnv(StackEnvConfig(impl="jax", image_size=demos.frames.shape[2]))
@@ -126,17 +127,20 @@ def probe(args: PerceptionArgs, console: Console) -> dict:
     """Trains the regressor and returns the scores at each report."""
     if args.steps < args.reports or args.reports < 1 or args.batch_size < 2:
         raise ValueError("bench perception needs steps >= reports >= 1 and batch_size >= 2")
+    train = reader.load(args.demos, "train")
     sets = {
-        "train": frames_and_positions(args.demos, "train"),
-        "validation": frames_and_positions(args.demos, "validation"),
-        "heldout": frames_and_positions(args.heldout, "all"),
+        "train": frames_and_positions(train, args.demos),
+        "validation": frames_and_positions(reader.load(args.demos, "validation"), args.demos),
+        "heldout": frames_and_positions(reader.load(args.heldout, "all"), args.heldout),
     }
     sizes = {name: frames.shape[1:] for name, (frames, _) in sets.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"the datasets' frames differ in size: {sizes}")
     train_frames, train_positions = sets["train"]
     mean, std = train_positions.mean(0), train_positions.std(0)
-    extra = synthetic_frames(args.demos, args.synthetic, args.seed) if args.synthetic else None
+    extra = None
+    if args.synthetic:
+        extra = synthetic_frames(train, args.demos, args.synthetic, args.seed)
 
     model = BlockRegressor(args.torso, args.norm, args.keypoints)
     params = model.init(jax.random.key(args.seed), train_frames[:1])
@@ -158,7 +162,11 @@ def probe(args: PerceptionArgs, console: Console) -> dict:
         chunks = [predict(params, frames[i : i + 512]) for i in range(0, len(frames), 512)]
         error = np.concatenate([np.asarray(c) for c in chunks]) * std + mean - positions
         rmse, spread = np.sqrt(np.mean(np.square(error))), np.sqrt(np.mean(positions.var(0)))
-        return {"rmse_cm": 100 * float(rmse), "explained": float(1 - (rmse / spread) ** 2)}
+        return {
+            "rmse_cm": 100 * float(rmse),
+            "spread_cm": 100 * float(spread),
+            "explained": float(1 - (rmse / spread) ** 2),
+        }
 
     rng = np.random.default_rng(args.seed)
     half = args.batch_size // 2
@@ -182,14 +190,8 @@ def probe(args: PerceptionArgs, console: Console) -> dict:
                 f"step {i}: train {cm['train']}, validation {cm['validation']}, "
                 f"held-out {cm['heldout']}"
             )
-    spreads = {n: 100 * float(np.sqrt(np.mean(p.var(0)))) for n, (_, p) in sets.items()}
     frame_counts = {n: len(f) for n, (f, _) in sets.items()} | {"synthetic": args.synthetic}
-    return {"reports": reports, "spread_cm": spreads, "frames": frame_counts}
-
-
-def json_safe(payload: dict) -> dict:
-    """Paths as strings, for ``json``."""
-    return jax.tree.map(lambda x: str(x) if isinstance(x, Path) else x, payload)
+    return {"reports": reports, "frames": frame_counts}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("train", "validation", "heldout"):
         table.add_row(
             name, str(result["frames"][name]), f"{final[name]['rmse_cm']:.2f}",
-            f"{result['spread_cm'][name]:.2f}", f"{final[name]['explained']:.2f}",
+            f"{final[name]['spread_cm']:.2f}", f"{final[name]['explained']:.2f}",
         )  # fmt: skip
     console.print(table)
     payload = {"benchmark": "perception", "args": dataclasses.asdict(args), **result}
-    console.print(f"results: {write_json(args.out, json_safe(payload))}")
+    console.print(f"results: {write_json(args.out, payload)}")
     return 0
